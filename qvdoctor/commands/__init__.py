@@ -1,0 +1,1 @@
+"""CLI commands. Each module defines ``register(app)`` and imports its implementation lazily."""

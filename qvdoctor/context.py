@@ -1,0 +1,102 @@
+"""The evaluation context of check entries: facts plus the helper functions checks may call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qvdoctor import compat
+from qvdoctor.facts.model import Facts, LibraryFacts
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+def _lib_runs_on(lib: LibraryFacts, cc: str, driver_cuda: str | None = None) -> bool:
+    from qvdoctor.kernels import runs_on
+
+    return runs_on(lib.sass, lib.ptx, cc, driver_cuda)
+
+
+def _divisors(n: int | None) -> list[int]:
+    return [d for d in range(1, int(n) + 1) if n and n % d == 0] if n else []
+
+
+def _fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit, size in (("GiB", GIB), ("MiB", MIB), ("KiB", 1024)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+FUNCTIONS: dict[str, Any] = {
+    "len": lambda x: len(x) if x is not None else 0,
+    "min": min,
+    "max": max,
+    "any": any,
+    "all": all,
+    "sorted": sorted,
+    "int": int,
+    "float": float,
+    "str": str,
+    "round": round,
+    "abs": abs,
+    "values": lambda d: list(d.values()) if d else [],
+    "join": lambda xs, sep=", ": sep.join(str(x) for x in xs or []),
+    "version_lt": compat.version_lt,
+    "version_ge": lambda a, b: bool(compat.version_key(a)) and bool(compat.version_key(b)) and not compat.version_lt(a, b),
+    "cc_lt": lambda a, b: compat.version_lt(a, b),
+    "cc_ge": lambda a, b: bool(a) and not compat.version_lt(a, b),
+    "cuda_of": compat.cuda_of,
+    "driver_floor": compat.driver_floor,
+    "minor_compat_floor": compat.minor_compat_floor,
+    "pre_ampere": compat.pre_ampere,
+    "divisors": _divisors,
+    "round_down": lambda x, m: (int(x) // int(m)) * int(m),
+    "gib": lambda n: round(n / GIB, 1) if n is not None else None,
+    "mib": lambda n: round(n / MIB) if n is not None else None,
+    "fmt_bytes": _fmt_bytes,
+    "sm": lambda cc: "sm_" + str(cc).replace(".", "") if cc else None,
+}
+
+
+def build_context(facts: Facts, model: Any = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Names visible to check expressions. ``extra`` adds e.g. ``log`` numbers or ``plan`` results."""
+    packages = facts.packages
+    gpus = facts.nvidia.gpus
+    ccs = sorted({g.cc for g in gpus}, key=compat.version_key)
+    driver_cuda = facts.nvidia.cuda_driver_version
+
+    def missing_ccs(lib: LibraryFacts) -> list[str]:
+        """The GPUs' compute capabilities this library has no loadable kernel for."""
+        return [cc for cc in ccs if not _lib_runs_on(lib, cc, driver_cuda)]
+
+    names: dict[str, Any] = {
+        **FUNCTIONS,
+        "facts": facts,
+        "nvidia": facts.nvidia,
+        "gpus": gpus,
+        "gpu": gpus[0] if gpus else None,
+        "ccs": ccs,
+        "min_cc": ccs[0] if ccs else None,
+        "driver": facts.nvidia.driver_version,
+        "driver_cuda": driver_cuda,
+        "packages": packages,
+        "pkg": packages.get,
+        "version": lambda name: packages[name].version if name in packages else None,
+        "torch": packages.get("torch"),
+        "vllm": packages.get("vllm"),
+        "transformers": packages.get("transformers"),
+        "xformers": packages.get("xformers"),
+        "flash_attn": packages.get("flash_attn"),
+        "libraries": facts.libraries,
+        "probe": facts.probe,
+        "system": facts.system,
+        "env": facts.system.env,
+        "model": model,
+        "missing_ccs": missing_ccs,
+        "runs_on": lambda lib, cc: _lib_runs_on(lib, cc, driver_cuda),
+    }
+    names.update(extra or {})
+    return names

@@ -1,0 +1,97 @@
+"""Render findings for people (rich, grouped by area, flutter-doctor style) and machines (JSON)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from qvdoctor.facts.model import Facts
+from qvdoctor.findings import Finding, combined_patch
+from qvdoctor.flags import env_prefix, flag_args
+
+MARKS = {"fail": "[red]✖[/]", "warn": "[yellow]⚠[/]", "ok": "[green]✔[/]", "info": "[blue]ℹ[/]"}
+AREAS = {
+    "kernel-arch": "Kernels and driver",
+    "attention-backend": "Attention backends",
+    "dtype": "Data types",
+    "multiproc": "Worker processes",
+    "version": "Package versions",
+    "shm-nccl": "Shared memory and NCCL",
+    "parallel-divisibility": "Parallelism",
+    "quant-alignment": "Quantization",
+    "kv-cache": "KV cache and context length",
+    "oom": "Memory",
+    "network": "Network",
+    "video-backend": "Video decoding",
+    "mm-limits": "Multimodal limits",
+    "other": "Machine",
+}
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def facts_summary(facts: Facts) -> list[str]:
+    lines = [f"[bold]{_esc(facts.label)}[/] ({facts.provenance})"]
+    if facts.nvidia.gpus:
+        lines.append(f"  driver {facts.nvidia.driver_version}, CUDA driver API {facts.nvidia.cuda_driver_version}")
+        for gpu in facts.nvidia.gpus:
+            lines.append(f"  GPU {gpu.index}: {_esc(gpu.name)}, cc {gpu.cc}, {gpu.memory_total_bytes / 2**30:.1f} GiB")
+    else:
+        lines.append(f"  no NVIDIA GPU ({_esc(facts.nvidia.error or 'none found')})")
+    names = ("torch", "vllm", "transformers", "xformers", "flash_attn", "flashinfer")
+    pkgs = [f"{facts.packages[n].dist} {facts.packages[n].version}" + (f" (CUDA {facts.packages[n].cuda})" if facts.packages[n].cuda else "") for n in names if n in facts.packages]
+    if pkgs:
+        lines.append("  " + _esc(", ".join(pkgs)))
+    return lines
+
+
+def print_findings(findings: list[Finding], facts: Facts | None = None, console: Any = None, verbose: bool = False) -> None:
+    """The report: facts summary, findings by area (failures first), then the combined fix."""
+    from rich.console import Console
+
+    console = console or Console(highlight=False, soft_wrap=True)
+    if facts is not None:
+        for line in facts_summary(facts):
+            console.print(line)
+        console.print()
+    by_area: dict[str, list[Finding]] = {}
+    for f in findings:
+        by_area.setdefault(f.family, []).append(f)
+    for family, group in by_area.items():
+        console.print(f"[bold]{AREAS.get(family, family)}[/]")
+        for f in group:
+            role = f" [dim]({f.role})[/]" if f.role and f.role != "root" else ""
+            console.print(f"  {MARKS[f.status]} {_esc(f.title)}{role}  [dim]{f.id}[/]")
+            if f.status in ("fail", "warn") or verbose:
+                for e in f.evidence:
+                    where = f"line {e.line}: " if e.line else ""
+                    console.print(f"      [dim]evidence:[/] {where}{_esc(e.text)}")
+                if f.cause:
+                    console.print(f"      [dim]cause:[/] {_esc(f.cause)}")
+                if f.fix:
+                    console.print(f"      [dim]fix:[/] {_esc(f.fix)}")
+        console.print()
+    patch = combined_patch(findings)
+    if patch:
+        console.print("[bold]Combined fix[/]")
+        if patch.env:
+            console.print(f"  env:   {_esc(env_prefix(patch.env))}")
+        if patch.flags:
+            console.print(f"  flags: {_esc(' '.join(flag_args(patch.flags)))}")
+    counts = {s: sum(f.status == s for f in findings) for s in ("fail", "warn", "ok", "info")}
+    console.print(f"{counts['fail']} failing, {counts['warn']} warnings, {counts['ok']} ok, {counts['info']} notes")
+
+
+def to_json(findings: list[Finding], facts: Facts | None = None, **extra: Any) -> str:
+    patch = combined_patch(findings)
+    data: dict[str, Any] = {
+        "facts": facts.to_dict() if facts is not None else None,
+        "findings": [f.to_dict() for f in findings],
+        "patch": {"flags": patch.flags, "env": patch.env, "args": flag_args(patch.flags)},
+        **extra,
+    }
+    return json.dumps(data, indent=2, default=str)
