@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from qvdoctor import compat
@@ -15,6 +16,15 @@ def _lib_runs_on(lib: LibraryFacts, cc: str, driver_cuda: str | None = None) -> 
     from qvdoctor.kernels import runs_on
 
     return runs_on(lib.sass, lib.ptx, cc, driver_cuda)
+
+
+# Libraries every Qwen2.5-VL serving run loads; others (torch's linalg, NVSHMEM, FlashAttention)
+# only matter when the feature that needs them is used.
+SERVING_LIBRARIES = re.compile(r"/(libtorch_cuda\.so|_C\.abi3\.so|_C\.so|_C\.cpython[^/]*\.so|_moe_C[^/]*\.so|cumem_allocator[^/]*\.so)$")
+
+
+def is_serving_library(lib: LibraryFacts) -> bool:
+    return bool(SERVING_LIBRARIES.search(lib.path)) and "flash_attn" not in lib.path
 
 
 def _divisors(n: int | None) -> list[int]:
@@ -57,6 +67,7 @@ FUNCTIONS: dict[str, Any] = {
     "gib": lambda n: round(n / GIB, 1) if n is not None else None,
     "mib": lambda n: round(n / MIB) if n is not None else None,
     "fmt_bytes": _fmt_bytes,
+    "is_serving_library": is_serving_library,
     "sm": lambda cc: "sm_" + str(cc).replace(".", "") if cc else None,
 }
 

@@ -107,3 +107,22 @@ def test_unknown_option_is_one_line_error():
     assert result.returncode == 3
     assert result.stderr.splitlines()[0].startswith("error: No such option")
     assert "Traceback" not in result.stderr
+
+
+def test_this_machines_torch_libraries_on_a_t4_and_a_v100(tmp_path):
+    """The real torch wheel installed here, read by the kernel reader, judged for cc 7.5 and 7.0."""
+    from qvdoctor.facts import gather, load_facts
+
+    live = gather()
+    if not any(lib.path.endswith("libtorch_cuda.so") for lib in live.libraries):
+        pytest.skip("no CUDA build of torch installed here")
+    for name, cc, critical in (("t4", "7.5", False), ("v100", "7.0", True)):
+        spec = load_facts(MACHINES / f"{name}.json")
+        live.nvidia = spec.nvidia
+        live.save(tmp_path / f"{name}.json")
+        data = run_qvdoctor("diagnose", "--facts", str(tmp_path / f"{name}.json"), "--json").json()
+        failing = [f for f in data["findings"] if f["id"] == "no-kernel-image" and f["status"] == "fail"]
+        assert bool(failing) == critical, (name, failing)
+        optional = {f["subject"].rsplit("/", 1)[-1] for f in data["findings"] if f["id"] == "optional-library-no-kernel"}
+        if name == "t4":  # torch 2.13's linalg library has no sm_75; serving does not load it
+            assert "libtorch_cuda_linalg.so" in optional
