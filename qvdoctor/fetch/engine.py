@@ -1,0 +1,493 @@
+"""The transfer engine: ranged chunks of each file over several connections, several files at
+once, each chunk resumed from its exact byte, sha256 (and the git blob sha1 where that is the
+only published hash) fed in file order from the buffers the bytes arrived in, and the final name
+given only after the hash matched. Stalls and repeated errors move a file to its next origin
+(another source listing the same sha256), continuing the same part file."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from qvdoctor.errors import QvError
+from qvdoctor.fetch.http import HttpClient, HttpError, Response, redact_url, set_socket_timeout
+from qvdoctor.fetch.http import origin as http_origin
+from qvdoctor.fetch.model import Origin, RemoteFile
+from qvdoctor.fetch.partfile import PartFile
+from qvdoctor.fetch.paths import target_path
+
+BLOCK = 1 << 20  # bytes per read/pwrite/journal line
+_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+@dataclass
+class Settings:
+    connections: int = 8  # per file
+    max_files: int = 4  # files transferred at once
+    chunk_size: int = 8 << 20
+    stall_timeout: float = 20.0  # seconds without a byte on a connection
+    backoff: float = 0.5  # first retry delay, doubled per error, capped at 10 s
+    switch_after: int = 3  # consecutive errors on one origin before trying the next
+    max_errors: int = 12  # consecutive errors without progress before a file fails
+    max_hash_failures: int = 3
+
+    @classmethod
+    def from_env(cls, connections: int | None = None) -> "Settings":
+        s = cls()
+        if connections:
+            s.connections = connections
+        s.chunk_size = int(_env_float("QVDOCTOR_FETCH_CHUNK_BYTES", s.chunk_size))
+        s.stall_timeout = _env_float("QVDOCTOR_FETCH_STALL_TIMEOUT", s.stall_timeout)
+        s.backoff = _env_float("QVDOCTOR_FETCH_BACKOFF", s.backoff)
+        s.max_files = int(_env_float("QVDOCTOR_FETCH_MAX_FILES", s.max_files))
+        return s
+
+
+class TransferError(Exception):
+    """A failed attempt on one chunk; ``fatal`` ones are not retried on the same origin."""
+
+    def __init__(self, message: str, fatal: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.fatal = fatal
+        self.retry_after = retry_after
+
+
+HASH = object()  # task: hash chunks already on disk
+
+
+@dataclass
+class Chunk:
+    idx: int
+    start: int
+    end: int
+    done: int = 0
+    state: str = "pending"  # pending | active | done
+    not_before: float = 0.0
+    buf: bytearray | None = None
+
+
+@dataclass
+class Result:
+    path: str
+    size: int
+    sha256: str
+    git_oid: str | None
+    sources: list[str]
+    transferred: int = 0
+
+
+@dataclass
+class FileJob:
+    file: RemoteFile
+    origins: list[Origin]
+    target: Path
+    part: PartFile | None = None
+    chunks: list[Chunk] = field(default_factory=list)
+    cursor: int = 0
+    ready: dict[int, bytearray | None] = field(default_factory=dict)
+    active: int = 0
+    origin_idx: int = 0
+    errors_in_row: int = 0
+    errors_on_origin: int = 0
+    hash_failures: int = 0
+    state: str = "waiting"  # waiting | running | finishing | done | failed
+    error: str = ""
+    sha256: "hashlib._Hash | None" = None
+    sha1: "hashlib._Hash | None" = None
+    location: dict[int, str] = field(default_factory=dict)
+    used_sources: list[str] = field(default_factory=list)
+    transferred: int = 0
+    hash_lock: threading.Lock = field(default_factory=threading.Lock)
+    needs_hash: bool = False
+    no_range: bool = False
+
+    @property
+    def origin(self) -> Origin:
+        return self.origins[self.origin_idx]
+
+
+class Engine:
+    def __init__(
+        self,
+        root: Path,
+        jobs: list[tuple[RemoteFile, list[Origin]]],
+        settings: Settings,
+        reporter,
+        on_verified: Callable[[Result], None],
+        http: HttpClient | None = None,
+    ):
+        self.root = root
+        self.partial_dir = root / ".qvdoctor" / "partial"
+        self.s = settings
+        self.reporter = reporter
+        self.on_verified = on_verified
+        self.http = http or HttpClient(timeout=max(settings.stall_timeout, 5.0))
+        self.cond = threading.Condition()
+        self.waiting = [FileJob(f, o, target_path(root, f.path)) for f, o in jobs]
+        self.open: list[FileJob] = []
+        self.finished: list[FileJob] = []
+        self.fatal: BaseException | None = None
+        self.window = settings.connections + 4
+
+    # -- public --------------------------------------------------------------------------
+    def run(self) -> list[FileJob]:
+        nworkers = max(1, min(self.s.connections * self.s.max_files, 64, sum(
+            max(1, min(self.s.connections, -(-j.file.size // self.s.chunk_size))) for j in self.waiting)))
+        threads = [threading.Thread(target=self._worker, name=f"fetch-{i}", daemon=True) for i in range(nworkers)]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except KeyboardInterrupt:
+            with self.cond:
+                self.fatal = KeyboardInterrupt()
+                self.cond.notify_all()
+            raise
+        finally:
+            for job in self.open + self.finished:
+                if job.part is not None:
+                    job.part.close()
+        if self.fatal is not None:
+            raise self.fatal
+        return self.finished
+
+    # -- scheduling ------------------------------------------------------------------------
+    def _open_job(self, job: FileJob) -> None:
+        """Called with the lock held: set up chunks from the journal."""
+        f = job.file
+        expect = f.sha256 or f.git_oid or ""
+        job.part = PartFile(self.partial_dir, f.path, f.size, expect, self.s.chunk_size)
+        done = job.part.open()
+        cs = self.s.chunk_size
+        job.chunks = [Chunk(i, a, min(a + cs, f.size)) for i, a in enumerate(range(0, f.size, cs))]
+        resumed = 0
+        for c in job.chunks:
+            c.done = min(done.get(c.idx, 0), c.end - c.start)
+            resumed += c.done
+            if c.done == c.end - c.start:
+                c.state = "done"
+                job.ready[c.idx] = None  # on disk; hashed from there when the cursor gets here
+        job.sha256 = hashlib.sha256()
+        job.sha1 = hashlib.sha1(b"blob %d\0" % f.size) if f.git_oid and not f.sha256 else None
+        job.state = "running"
+        job.needs_hash = bool(job.chunks) and job.chunks[0].state == "done"
+        self.open.append(job)
+        self.reporter.file_start(f.path, f.size, resumed)
+
+    def _take(self, job: FileJob, now: float) -> Chunk | None:
+        if job.state != "running" or job.active >= (1 if job.no_range else self.s.connections):
+            return None
+        limit = job.cursor + self.window
+        for c in job.chunks[job.cursor:limit]:
+            if c.state == "pending" and c.not_before <= now:
+                c.state = "active"
+                job.active += 1
+                return c
+        return None
+
+    def _next(self) -> tuple[FileJob, Chunk | None] | None:
+        with self.cond:
+            while True:
+                if self.fatal is not None:
+                    return None
+                now = time.monotonic()
+                for job in list(self.open):
+                    if job.state == "running" and not job.chunks:
+                        job.state = "finishing"
+                        return job, None  # empty file: straight to verification
+                    if job.needs_hash:
+                        job.needs_hash = False
+                        return job, HASH  # resumed with finished chunks: hash them from disk
+                    c = self._take(job, now)
+                    if c is not None:
+                        return job, c
+                if self.waiting and len([j for j in self.open if j.state == "running"]) < self.s.max_files:
+                    self._open_job(self.waiting.pop(0))
+                    continue
+                if not self.waiting and not self.open:
+                    return None
+                self.cond.wait(0.1)
+
+    def _worker(self) -> None:
+        try:
+            while True:
+                task = self._next()
+                if task is None:
+                    return
+                job, chunk = task
+                if chunk is None:
+                    self._finish(job)
+                    continue
+                if chunk is HASH:
+                    self._advance_hash(job)
+                    continue
+                try:
+                    self._fetch_chunk(job, chunk)
+                except TransferError as exc:
+                    self._chunk_failed(job, chunk, exc)
+                    continue
+                self._chunk_done(job, chunk)
+        except BaseException as exc:  # noqa: BLE001 - stop everyone, re-raised by run()
+            with self.cond:
+                if self.fatal is None:
+                    self.fatal = exc
+                self.cond.notify_all()
+
+    # -- one chunk -------------------------------------------------------------------------
+    def _request(self, job: FileJob, pos: int, end: int) -> Response:
+        idx = job.origin_idx
+        origin = job.origin
+        url = job.location.get(idx, origin.url)
+        headers = dict(origin.headers) if http_origin(url) == http_origin(origin.url) else {}
+        headers["Range"] = f"bytes={pos}-{end - 1}"
+        try:
+            resp = self.http.request("GET", url, headers)
+        except HttpError as exc:
+            job.location.pop(idx, None)
+            raise TransferError(f"{origin.source}: {exc.reason}") from None
+        if resp.url != origin.url and resp.status < 300:
+            job.location[idx] = resp.url  # the CDN URL, reused by the next chunks
+        if resp.status in (200, 206):
+            return resp
+        body = resp.read(4096)
+        resp.release()
+        job.location.pop(idx, None)
+        err = resp.headers.get("x-error-code", "")
+        msg = resp.headers.get("x-error-message") or body[:200].decode("utf-8", "replace").strip()
+        where = f"{origin.source} {redact_url(resp.url)}"
+        if err == "GatedRepo" or (resp.status in (401, 403) and url == origin.url):
+            raise TransferError(f"{where}: HTTP {resp.status} {err or 'access denied'}", fatal=True)
+        if resp.status == 404:
+            raise TransferError(f"{where}: HTTP 404 {err or 'not found'}", fatal=True)
+        if resp.status == 416:
+            raise TransferError(f"{where}: HTTP 416 range not satisfiable (listing says {job.file.size} bytes)", fatal=True)
+        retry_after = None
+        if resp.status in (429, 503):
+            retry_after = _retry_after(resp.headers)
+        raise TransferError(f"{where}: HTTP {resp.status} {msg[:120]}", retry_after=retry_after)
+
+    def _fetch_chunk(self, job: FileJob, c: Chunk) -> None:
+        size = job.file.size
+        length = c.end - c.start
+        if c.buf is None:
+            c.buf = bytearray(length)
+            if c.done:
+                assert job.part is not None
+                c.buf[: c.done] = job.part.read_at(c.start, c.done)
+        pos = c.start + c.done
+        resp = self._request(job, pos, c.end)
+        set_socket_timeout(resp, self.s.stall_timeout)
+        skip = 0
+        cr = resp.headers.get("content-range")
+        if cr:
+            m = _CONTENT_RANGE.match(cr)
+            if not m:
+                resp.release(False)
+                raise TransferError(f"{job.origin.source}: bad Content-Range {cr!r}")
+            first, last, total = int(m.group(1)), int(m.group(2)), m.group(3)
+            if total != "*" and int(total) != size:
+                resp.release(False)
+                raise TransferError(f"{job.origin.source}: server says {job.file.path} has {total} bytes, listing says {size}", fatal=True)
+            if first != pos:
+                resp.release(False)
+                raise TransferError(f"{job.origin.source}: asked for byte {pos}, got a range starting at {first}")
+            body_len = last - first + 1
+        elif resp.status == 200:  # Range ignored: the whole file comes; skip to our position
+            skip = pos
+            job.no_range = True
+            body_len = size
+        else:
+            resp.release(False)
+            raise TransferError(f"{job.origin.source}: 206 without Content-Range")
+        want = c.end - pos
+        clen = resp.headers.get("content-length")
+        lying = clen is not None and clen.isdigit() and int(clen) != body_len
+        if lying and int(clen) < want + skip:
+            want = max(0, int(clen) - skip)  # read what it admits to; the rest comes later
+        want = min(want, body_len - skip)
+        try:
+            while skip:
+                dropped = resp.read(min(skip, BLOCK))
+                if not dropped:
+                    raise TransferError(f"{job.origin.source}: body ended early")
+                skip -= len(dropped)
+            view = memoryview(c.buf)
+            got = 0
+            assert job.part is not None
+            while got < want:
+                off = c.done
+                n = resp.readinto(view[off : off + min(BLOCK, want - got)])
+                if not n:
+                    raise TransferError(f"{job.origin.source}: connection closed after {got} of {want} bytes")
+                job.part.write_at(c.start + off, view[off : off + n])
+                c.done += n
+                got += n
+                job.part.record(c.idx, c.done)
+                with self.cond:
+                    job.transferred += n
+                    job.errors_in_row = 0
+                self.reporter.advance(job.file.path, n)
+        except TransferError:
+            resp.release(False)
+            raise
+        except (OSError, ValueError, Exception) as exc:  # timeouts, resets, IncompleteRead
+            resp.release(False)
+            if isinstance(exc, QvError):
+                raise
+            reason = "stalled" if isinstance(exc, TimeoutError) else type(exc).__name__
+            raise TransferError(f"{job.origin.source}: {reason} at byte {c.start + c.done}") from None
+        complete_body = (got == body_len and not lying) or resp.raw.isclosed()
+        resp.release(complete_body)
+        if c.done < length:
+            if lying:
+                raise TransferError(f"{job.origin.source}: Content-Length {clen} does not match the range ({body_len} bytes)")
+            raise TransferError(f"{job.origin.source}: short body ({c.done}/{length})")
+
+    def _chunk_done(self, job: FileJob, c: Chunk) -> None:
+        with self.cond:
+            c.state = "done"
+            job.active -= 1
+            job.errors_on_origin = 0
+            job.ready[c.idx] = c.buf
+            c.buf = None
+            if job.origin.source not in job.used_sources:
+                job.used_sources.append(job.origin.source)
+            self.cond.notify_all()
+        self._advance_hash(job)
+
+    def _chunk_failed(self, job: FileJob, c: Chunk, exc: TransferError) -> None:
+        with self.cond:
+            job.active -= 1
+            c.state = "pending"
+            if job.state != "running":
+                return
+            job.errors_in_row += 1
+            job.errors_on_origin += 1
+            delay = exc.retry_after if exc.retry_after is not None else min(10.0, self.s.backoff * 2 ** min(job.errors_in_row - 1, 6))
+            c.not_before = time.monotonic() + delay
+            switch = (exc.fatal or job.errors_on_origin >= self.s.switch_after) and len(job.origins) > 1
+            if switch:
+                old = job.origin.source
+                job.origin_idx = (job.origin_idx + 1) % len(job.origins)
+                job.errors_on_origin = 0
+                c.not_before = 0.0
+                self.reporter.event("switch", path=job.file.path, source=job.origin.source, previous=old, reason=str(exc))
+            elif exc.fatal or job.errors_in_row >= self.s.max_errors:
+                self._fail(job, str(exc))
+                return
+            else:
+                self.reporter.event("retry", path=job.file.path, reason=str(exc), delay=round(delay, 2))
+            if job.errors_in_row >= self.s.max_errors * 2:
+                self._fail(job, str(exc))
+            self.cond.notify_all()
+
+    def _fail(self, job: FileJob, reason: str) -> None:
+        """With the lock held."""
+        job.state = "failed"
+        job.error = reason
+        if job in self.open:
+            self.open.remove(job)
+        self.finished.append(job)
+        if job.part is not None:
+            for ch in job.chunks:
+                ch.buf = None
+            job.ready.clear()
+        self.reporter.file_done(job.file.path, "failed", reason)
+        self.cond.notify_all()
+
+    # -- hashing and the final rename ------------------------------------------------------
+    def _advance_hash(self, job: FileJob) -> None:
+        if not job.hash_lock.acquire(blocking=False):
+            # Someone else is hashing this file; they will pick our chunk up when they loop.
+            return
+        try:
+            while True:
+                with self.cond:
+                    if job.state != "running" or job.cursor >= len(job.chunks):
+                        break
+                    c = job.chunks[job.cursor]
+                    if c.state != "done":
+                        break
+                    buf = job.ready.pop(job.cursor, None)
+                if buf is None:
+                    assert job.part is not None
+                    buf = job.part.read_at(c.start, c.end - c.start)
+                assert job.sha256 is not None
+                job.sha256.update(buf)
+                if job.sha1 is not None:
+                    job.sha1.update(buf)
+                with self.cond:
+                    job.cursor += 1
+                    self.cond.notify_all()
+        finally:
+            job.hash_lock.release()
+        with self.cond:
+            # A chunk may have completed between our last check and the release.
+            again = job.state == "running" and job.cursor < len(job.chunks) and job.chunks[job.cursor].state == "done"
+            last = job.state == "running" and job.cursor == len(job.chunks) and job.chunks
+            if last:
+                job.state = "finishing"
+        if again:
+            self._advance_hash(job)
+        elif last:
+            self._finish(job)
+
+    def _finish(self, job: FileJob) -> None:
+        f = job.file
+        assert job.sha256 is not None and job.part is not None
+        sha256 = job.sha256.hexdigest()
+        ok = (f.sha256 is None or sha256 == f.sha256) and (job.sha1 is None or job.sha1.hexdigest() == f.git_oid)
+        if ok:
+            target = target_path(self.root, f.path)  # re-checked: the tree may have changed
+            job.part.finish(target)
+            result = Result(f.path, f.size, sha256, f.git_oid, job.used_sources or [job.origin.source], job.transferred)
+            self.on_verified(result)
+            with self.cond:
+                job.state = "done"
+                if job in self.open:
+                    self.open.remove(job)
+                self.finished.append(job)
+                self.cond.notify_all()
+            self.reporter.file_done(f.path, "verified", sha256)
+            return
+        got = sha256 if f.sha256 else job.sha1.hexdigest()  # type: ignore[union-attr]
+        job.part.discard()
+        with self.cond:
+            job.hash_failures += 1
+            reason = f"hash mismatch for {f.path}: expected {f.sha256 or f.git_oid}, got {got}"
+            if job.hash_failures >= self.s.max_hash_failures:
+                self._fail(job, reason + f" ({job.hash_failures} times)")
+                return
+            if len(job.origins) > 1:
+                job.origin_idx = (job.origin_idx + 1) % len(job.origins)
+            self.reporter.event("retry", path=f.path, reason=reason + "; fetching it again", delay=0)
+            job.state = "waiting"
+            job.chunks, job.ready, job.cursor = [], {}, 0
+            self.open.remove(job)
+            self.waiting.insert(0, job)
+            self.cond.notify_all()
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    ra = headers.get("retry-after", "")
+    if ra.strip().isdigit():
+        return min(float(ra), 60.0)
+    m = re.search(r";\s*t=(\d+)", headers.get("ratelimit", ""))
+    if m:
+        return min(float(m.group(1)) + 1, 60.0)
+    return None
