@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Iterator
+from typing import NamedTuple
 
 FATBIN_MAGIC = 0xBA55ED50
 MAGIC_BYTES = struct.pack("<I", FATBIN_MAGIC)
@@ -24,6 +24,7 @@ KIND_IR = 8  # NVVM / LTO-IR: neither SASS nor JIT-able PTX, not listed
 FLAG_COMPRESSED = 0x1000 | 0x2000 | 0x8000
 FLAG_ARCH_SPECIFIC = 0x100000
 FLAG_FAMILY = 0x200000
+VARIANT_FLAGS = FLAG_ARCH_SPECIFIC | FLAG_FAMILY
 
 ARCH_MIN, ARCH_MAX = 20, 200  # anything outside is a garbage match, not an SM number
 
@@ -31,8 +32,9 @@ _CONTAINER = struct.Struct("<IHHQ")
 _ENTRY = struct.Struct("<HHIQIIHHIIIQQQ")
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
+    """One PTX or cubin entry, from its header."""
+
     kind: int  # KIND_PTX or KIND_ELF
     arch: int  # 75, 90, 100, ...
     major: int  # PTX: ISA major; cubin: ELF format version
@@ -80,15 +82,18 @@ def walk(buf, start: int, end: int, *, aligned_only: bool = False) -> WalkResult
     ``aligned_only`` accepts only 8-byte aligned headers (the scan of a file without sections).
     """
     result = WalkResult([])
+    entries = result.entries
+    find, unpack_container, unpack_entry = buf.find, _CONTAINER.unpack_from, _ENTRY.unpack_from
+    entry_size = _ENTRY.size
     pos = start
     while pos + _CONTAINER.size <= end:
-        at = buf.find(MAGIC_BYTES, pos, end)
+        at = find(MAGIC_BYTES, pos, end)
         if at < 0 or at + _CONTAINER.size > end:
             break
         if aligned_only and at % 8:
             pos = at + 1
             continue
-        _, version, header_size, fat_size = _CONTAINER.unpack_from(buf, at)
+        _, version, header_size, fat_size = unpack_container(buf, at)
         if version != 1 or header_size < _CONTAINER.size or fat_size == 0:
             pos = at + 4
             continue
@@ -101,24 +106,21 @@ def walk(buf, start: int, end: int, *, aligned_only: bool = False) -> WalkResult
             result.truncated = True
             body_end = end
         result.containers += 1
-        result.entries.extend(_entries(buf, body, body_end, result))
+        # The entries of this container, stepping header_size + payload_size.
+        q = body
+        while q + entry_size <= body_end:
+            (kind, _, ehs, payload_size, _csize, _opts, minor, major, arch,
+             _id_off, _id_len, flags, _res, _usize) = unpack_entry(buf, q)
+            if ehs < entry_size:  # 0 ends the list; anything else below 64 is damage
+                break
+            if (kind == KIND_ELF or kind == KIND_PTX) and ARCH_MIN <= arch <= ARCH_MAX:
+                entries.append(Entry(kind, arch, major, minor, flags, q))
+            q += ehs + payload_size
+        else:
+            if q > body_end:
+                result.truncated = True
         pos = max(body_end, at + 4)
     return result
-
-
-def _entries(buf, pos: int, end: int, result: WalkResult) -> Iterator[Entry]:
-    while pos + _ENTRY.size <= end:
-        (kind, _, header_size, payload_size, _csize, _opts, minor, major, arch,
-         _id_off, _id_len, flags, _res, _usize) = _ENTRY.unpack_from(buf, pos)
-        if header_size == 0:
-            return
-        if header_size < _ENTRY.size:
-            return  # not an entry header: the container is damaged or not a container
-        if kind in (KIND_PTX, KIND_ELF) and ARCH_MIN <= arch <= ARCH_MAX:
-            yield Entry(kind, arch, major, minor, flags, pos)
-        pos += header_size + payload_size
-    if pos > end:
-        result.truncated = True
 
 
 def _entry_at(buf, pos: int, end: int) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from qvdoctor.kernels.elf import ELF_MAGIC, SHT_NOBITS, ElfError, read_sections
-from qvdoctor.kernels.fatbin import KIND_PTX, walk
+from qvdoctor.kernels.fatbin import KIND_PTX, VARIANT_FLAGS, walk
 
 # The runtime registers the fatbins of ``.nv_fatbin`` (via ``.nvFatBinSegment``). With -rdc,
 # ``__nv_relfatbin`` keeps the relocatable inputs of the device link: in a linked library they
@@ -80,7 +80,7 @@ def _scan_open(fh, size: int, result) -> None:
         problems.append("truncated fatbin: a container runs past the end of its data")
 
     sass, ptx, isa = set(), set(), {}
-    for entry in entries:
+    for entry in {(e.kind, e.arch, e.flags & VARIANT_FLAGS, e.major, e.minor): e for e in entries}.values():
         if entry.kind == KIND_PTX:
             ptx.add(entry.label)
             seen = isa.get(entry.label)
