@@ -77,6 +77,7 @@ class Chunk:
     state: str = "pending"  # pending | active | done
     not_before: float = 0.0
     buf: bytearray | None = None
+    confirm: bool = False  # repair pass: accept only when a fresh fetch equals the bytes on disk
 
 
 @dataclass
@@ -281,40 +282,35 @@ class Engine:
             retry_after = _retry_after(resp.headers)
         raise TransferError(f"{where}: HTTP {resp.status} {msg[:120]}", retry_after=retry_after)
 
-    def _fetch_chunk(self, job: FileJob, c: Chunk) -> None:
+    def _open_range(self, job: FileJob, pos: int, end: int) -> tuple[Response, int, int, bool]:
+        """GET bytes [pos, end); returns (response, bytes to skip, bytes to read, lying?)."""
         size = job.file.size
-        length = c.end - c.start
-        if c.buf is None:
-            c.buf = bytearray(length)
-            if c.done:
-                assert job.part is not None
-                c.buf[: c.done] = job.part.read_at(c.start, c.done)
-        pos = c.start + c.done
-        resp = self._request(job, pos, c.end)
+        resp = self._request(job, pos, end)
         set_socket_timeout(resp, self.s.stall_timeout)
+        src = job.origin.source
         skip = 0
         cr = resp.headers.get("content-range")
         if cr:
             m = _CONTENT_RANGE.match(cr)
             if not m:
                 resp.release(False)
-                raise TransferError(f"{job.origin.source}: bad Content-Range {cr!r}")
+                raise TransferError(f"{src}: bad Content-Range {cr!r}")
             first, last, total = int(m.group(1)), int(m.group(2)), m.group(3)
             if total != "*" and int(total) != size:
                 resp.release(False)
-                raise TransferError(f"{job.origin.source}: server says {job.file.path} has {total} bytes, listing says {size}", fatal=True)
+                raise TransferError(f"{src}: server says {job.file.path} has {total} bytes, listing says {size}", fatal=True)
             if first != pos:
                 resp.release(False)
-                raise TransferError(f"{job.origin.source}: asked for byte {pos}, got a range starting at {first}")
+                raise TransferError(f"{src}: asked for byte {pos}, got a range starting at {first}")
             body_len = last - first + 1
         elif resp.status == 200:  # Range ignored: the whole file comes; skip to our position
             skip = pos
-            job.no_range = True
             body_len = size
+            job.no_range = True
         else:
             resp.release(False)
-            raise TransferError(f"{job.origin.source}: 206 without Content-Range")
-        want = c.end - pos
+            raise TransferError(f"{src}: 206 without Content-Range")
+        want = end - pos
         clen = resp.headers.get("content-length")
         lying = clen is not None and clen.isdigit() and int(clen) != body_len
         if lying and int(clen) < want + skip:
@@ -324,16 +320,37 @@ class Engine:
             while skip:
                 dropped = resp.read(min(skip, BLOCK))
                 if not dropped:
-                    raise TransferError(f"{job.origin.source}: body ended early")
+                    raise TransferError(f"{src}: body ended early")
                 skip -= len(dropped)
+        except TransferError:
+            resp.release(False)
+            raise
+        except Exception as exc:  # noqa: BLE001
+            resp.release(False)
+            raise TransferError(f"{src}: {type(exc).__name__} while skipping to byte {pos}") from None
+        return resp, want, body_len, lying
+
+    def _fetch_chunk(self, job: FileJob, c: Chunk) -> None:
+        if c.confirm:
+            return self._confirm_chunk(job, c)
+        length = c.end - c.start
+        if c.buf is None:
+            c.buf = bytearray(length)
+            if c.done:
+                assert job.part is not None
+                c.buf[: c.done] = job.part.read_at(c.start, c.done)
+        pos = c.start + c.done
+        resp, want, body_len, lying = self._open_range(job, pos, c.end)
+        src = job.origin.source
+        got = 0
+        try:
             view = memoryview(c.buf)
-            got = 0
             assert job.part is not None
             while got < want:
                 off = c.done
                 n = resp.readinto(view[off : off + min(BLOCK, want - got)])
                 if not n:
-                    raise TransferError(f"{job.origin.source}: connection closed after {got} of {want} bytes")
+                    raise TransferError(f"{src}: connection closed after {got} of {want} bytes")
                 job.part.write_at(c.start + off, view[off : off + n])
                 c.done += n
                 got += n
@@ -345,24 +362,56 @@ class Engine:
         except TransferError:
             resp.release(False)
             raise
-        except (OSError, ValueError, Exception) as exc:  # timeouts, resets, IncompleteRead
+        except QvError:
             resp.release(False)
-            if isinstance(exc, QvError):
-                raise
+            raise
+        except Exception as exc:  # noqa: BLE001 - timeouts, resets, IncompleteRead
+            resp.release(False)
             reason = "stalled" if isinstance(exc, TimeoutError) else type(exc).__name__
-            raise TransferError(f"{job.origin.source}: {reason} at byte {c.start + c.done}") from None
-        complete_body = (got == body_len and not lying) or resp.raw.isclosed()
-        resp.release(complete_body)
+            raise TransferError(f"{src}: {reason} at byte {c.start + c.done}") from None
+        resp.release(got == body_len and not lying)
         if c.done < length:
             if lying:
-                raise TransferError(f"{job.origin.source}: Content-Length {clen} does not match the range ({body_len} bytes)")
-            raise TransferError(f"{job.origin.source}: short body ({c.done}/{length})")
+                raise TransferError(f"{src}: Content-Length does not match the range it sent ({body_len} bytes)")
+            raise TransferError(f"{src}: short body ({c.done}/{length})")
+
+    def _confirm_chunk(self, job: FileJob, c: Chunk) -> None:
+        """Repair after a hash mismatch: a chunk is accepted once two fetches agree byte for byte."""
+        length = c.end - c.start
+        buf = bytearray(length)
+        resp, want, body_len, lying = self._open_range(job, c.start, c.end)
+        src = job.origin.source
+        got = 0
+        try:
+            view = memoryview(buf)
+            while got < want:
+                n = resp.readinto(view[got:want])
+                if not n:
+                    break
+                got += n
+                with self.cond:
+                    job.transferred += n
+        except Exception as exc:  # noqa: BLE001
+            resp.release(False)
+            raise TransferError(f"{src}: {type(exc).__name__} while re-checking {job.file.path}") from None
+        resp.release(got == body_len and not lying)
+        if got < length:
+            raise TransferError(f"{src}: short body while re-checking ({got}/{length})")
+        assert job.part is not None
+        if job.part.read_at(c.start, length) == bytes(buf):
+            c.confirm = False
+            c.buf = buf
+            return
+        job.part.write_at(c.start, memoryview(buf))
+        raise TransferError(f"{src}: bytes {c.start}-{c.end - 1} of {job.file.path} differ between two fetches; fetching a third copy",
+                            retry_after=0.0)
 
     def _chunk_done(self, job: FileJob, c: Chunk) -> None:
         with self.cond:
             c.state = "done"
             job.active -= 1
             job.errors_on_origin = 0
+            job.errors_in_row = 0
             job.ready[c.idx] = c.buf
             c.buf = None
             if job.origin.source not in job.used_sources:
@@ -398,6 +447,8 @@ class Engine:
 
     def _fail(self, job: FileJob, reason: str) -> None:
         """With the lock held."""
+        if job.hash_failures and "hash mismatch" not in reason:
+            reason = f"hash mismatch, then the repair failed: {reason}"
         job.state = "failed"
         job.error = reason
         if job in self.open:
@@ -466,21 +517,28 @@ class Engine:
             self.reporter.file_done(f.path, "verified", sha256)
             return
         got = sha256 if f.sha256 else job.sha1.hexdigest()  # type: ignore[union-attr]
-        job.part.discard()
         with self.cond:
             job.hash_failures += 1
             reason = f"hash mismatch for {f.path}: expected {f.sha256 or f.git_oid}, got {got}"
             if job.hash_failures >= self.s.max_hash_failures:
+                job.part.discard()
                 self._fail(job, reason + f" ({job.hash_failures} times)")
                 return
-            if len(job.origins) > 1:
+            if job.hash_failures > 1 and len(job.origins) > 1:
                 job.origin_idx = (job.origin_idx + 1) % len(job.origins)
-            self.reporter.event("retry", path=f.path, reason=reason + "; fetching it again", delay=0)
-            job.state = "waiting"
-            job.chunks, job.ready, job.cursor = [], {}, 0
-            self.open.remove(job)
-            self.waiting.insert(0, job)
+            self.reporter.event("retry", path=f.path, reason=reason + "; re-checking every chunk against a second fetch", delay=0)
+            # Keep the part file: every chunk is fetched again and accepted once two copies agree.
+            for ch in job.chunks:
+                ch.state, ch.confirm, ch.buf, ch.not_before = "pending", True, None, 0.0
+            job.ready, job.cursor = {}, 0
+            job.sha256 = hashlib.sha256()
+            job.sha1 = hashlib.sha1(b"blob %d\0" % f.size) if f.git_oid and not f.sha256 else None
+            job.state = "running"
             self.cond.notify_all()
+        if not job.chunks:
+            with self.cond:
+                job.part.discard()
+                self._fail(job, reason)
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
