@@ -272,7 +272,15 @@ def test_non_elf_empty_and_missing_files_set_error(tmp_path):
     script.write_text("/* GNU ld script */\nINPUT(libfoo.so.1)\n")
     empty = tmp_path / "empty.so"
     empty.write_bytes(b"")
-    cases = {script: "not an ELF file", empty: "empty file", tmp_path / "gone.so": "no such file", tmp_path: "is a directory"}
+    fifo = tmp_path / "libfifo.so"
+    os.mkfifo(fifo)  # opening it would block: must be refused, not read
+    cases = {
+        script: "not an ELF file",
+        empty: "empty file",
+        tmp_path / "gone.so": "no such file",
+        tmp_path: "is a directory",
+        fifo: "not a regular file",
+    }
     for path, error in cases.items():
         found = scan_file(path)
         assert isinstance(found, KernelArchs)
@@ -345,10 +353,12 @@ def test_cli_scans_directories_and_reports_broken_libraries(libs, tmp_path):
     (tmp_path / "pkg" / "libscript.so").write_text("INPUT(libgood.so.1)\n")  # a linker script: skipped
     (tmp_path / "pkg" / "notes.txt").write_text("not a library")
     _cut(libs["sm75"], tmp_path / "pkg" / "libbroken.so", 4096)
+    (tmp_path / "pkg" / "libempty.so").write_bytes(b"")  # a broken install: reported, not skipped
     done = run_cli(str(tmp_path / "pkg"), "--cc", "7.5", "--json")
     assert done.returncode == 2, done.stderr
     rows = {Path(row["path"]).name: row for row in json.loads(done.stdout)}
-    assert set(rows) == {"libbroken.so", "libgood.so"}
+    assert set(rows) == {"libbroken.so", "libempty.so", "libgood.so"}
+    assert rows["libempty.so"]["error"] == "empty file"
     assert rows["libgood.so"]["runs_on"] is True
     assert rows["libbroken.so"]["error"] == "truncated ELF: section headers past end of file"
     assert rows["libbroken.so"]["runs_on"] is None

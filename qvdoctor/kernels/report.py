@@ -10,7 +10,7 @@ from pathlib import Path
 from qvdoctor.errors import QvError
 from qvdoctor.kernels.model import KernelArchs
 from qvdoctor.kernels.rules import parse_version
-from qvdoctor.kernels.scan import expand_paths, is_elf, scan_file
+from qvdoctor.kernels.scan import expand_paths, is_foreign, scan_file
 
 
 @dataclass
@@ -47,7 +47,7 @@ def collect(paths: list[Path], cc: str | None, driver_cuda: str | None, show_all
     rows, hidden, seen_any = [], 0, False
     for path, explicit in expand_paths(paths):
         seen_any = True
-        if not explicit and path.stat().st_size > 0 and not is_elf(path):
+        if not explicit and is_foreign(path):
             continue
         archs = scan_file(path)
         if not explicit and not show_all and not archs.has_device_code and not archs.error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Iterator
 
@@ -29,6 +30,13 @@ def scan_file(path: str | os.PathLike):
     path_str = os.fspath(path)
     result = KernelArchs(path=path_str, sass=[], ptx=[])
     try:
+        mode = os.stat(path_str).st_mode
+        if stat.S_ISDIR(mode):
+            result.error = "is a directory"
+            return result
+        if not stat.S_ISREG(mode):  # a FIFO would block open(); a device is no library
+            result.error = "not a regular file"
+            return result
         with open(path_str, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             result.size = size
@@ -115,12 +123,16 @@ def _fatbin_regions(sections, size: int) -> tuple[list[tuple[int, int]], list[st
     return regions, problems
 
 
-def is_elf(path: Path) -> bool:
+def is_foreign(path: Path) -> bool:
+    """A readable, non-empty file that is not ELF (a linker script named libc.so, say).
+
+    Unreadable and empty files are not foreign: in a package they are a broken install."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(4) == ELF_MAGIC
+            head = fh.read(4)
     except OSError:
         return False
+    return bool(head) and head != ELF_MAGIC
 
 
 def expand_paths(paths: list[Path]) -> Iterator[tuple[Path, bool]]:
