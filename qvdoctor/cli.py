@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> None:
         cmd = exc.ctx.command_path if exc.ctx else "qvdoctor"
         _say_error(exc.format_message().splitlines()[0], f"run '{cmd} --help' for usage")
         sys.exit(EXIT_ERROR)
-    except _click_exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except _click_exceptions.Abort:
+    except typer.Abort:
         _say_error("interrupted")
         sys.exit(130)
     except KeyboardInterrupt:
