@@ -306,7 +306,8 @@ def test_unreadable_file_sets_error(tmp_path):
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "qvdoctor", "kernels", *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    command = [sys.executable, "-m", "qvdoctor", "kernels", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
 
 
 @pytest.mark.nvcc
@@ -395,7 +396,7 @@ needs_torch_cuda = pytest.mark.skipif(TORCH_LIB is None, reason="no CUDA build o
 def test_torch_wheel_libraries_agree_with_cuobjdump():
     libraries = sorted(p for p in TORCH_LIB.glob("*.so*") if p.is_file())
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        oracle = dict(zip(libraries, pool.map(cuobjdump_archs, libraries)))
+        oracle = dict(zip(libraries, pool.map(cuobjdump_archs, libraries), strict=True))
     with_code = 0
     for path in libraries:
         found = scan_file(path)

@@ -20,7 +20,7 @@ def register(app: typer.Typer) -> None:
 
 
 def kernels(
-    paths: List[Path] = typer.Argument(..., help="Shared libraries, or directories to search for *.so* files."),
+    paths: List[Path] = typer.Argument(..., metavar="PATH", help="Shared libraries, or directories to search for *.so* files."),
     cc: Optional[str] = typer.Option(None, "--cc", help="Compute capability to check, e.g. 7.5."),
     driver_cuda: Optional[str] = typer.Option(
         None, "--driver-cuda", help="CUDA version the driver supports (nvidia-smi 'CUDA Version'), e.g. 12.4; rules out PTX too new to JIT."

@@ -45,11 +45,11 @@ def read_sections(fh: BinaryIO, file_size: int) -> ElfLayout:
         raise ElfError(f"unsupported ELF (class {ei_class}, data encoding {ei_data})")
     end = "<" if ei_data == 1 else ">"
     if ei_class == 2:
-        hdr_fmt, hdr_len = end + "QHHIQ", 0x40
+        hdr_len = 0x40
         shoff_at, tail_at = 0x28, 0x3A
         sh_fmt = end + "IIQQQQIIQQ"
     else:
-        hdr_fmt, hdr_len = end + "IHHII", 0x34
+        hdr_len = 0x34
         shoff_at, tail_at = 0x20, 0x2E
         sh_fmt = end + "IIIIIIIIII"
     if len(ident) < hdr_len:

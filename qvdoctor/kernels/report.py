@@ -32,7 +32,7 @@ def check_version(value: str | None, option: str, example: str) -> None:
     try:
         parse_version(value)
     except ValueError:
-        raise QvError(f"{option} must be MAJOR.MINOR such as {example}, got {value!r}", hint=f"e.g. '{option} {example}'")
+        raise QvError(f"{option} must be MAJOR.MINOR such as {example}, got {value!r}", hint=f"e.g. '{option} {example}'") from None
 
 
 def collect(paths: list[Path], cc: str | None, driver_cuda: str | None, show_all: bool) -> tuple[list[Row], int]:
