@@ -95,7 +95,12 @@ class PartFile:
 
     def record(self, idx: int, done: int) -> None:
         assert self.jfd is not None
-        os.write(self.jfd, f"{idx} {done}\n".encode())
+        try:
+            os.write(self.jfd, f"{idx} {done}\n".encode())
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise disk_full(self.dir, exc) from None
+            raise
 
     def read_at(self, offset: int, n: int) -> bytes:
         assert self.fd is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import fnmatch
 import os
@@ -14,6 +15,7 @@ from typing import Iterator, Sequence
 from qvdoctor.errors import EXIT_FAIL, QvError
 from qvdoctor.fetch.http import redact_url
 from qvdoctor.fetch.model import Listing, Origin, RemoteFile
+from qvdoctor.fetch.partfile import disk_full
 from qvdoctor.fetch.paths import check_repo_path, target_path
 
 
@@ -149,8 +151,16 @@ def fetch(
         engine = Engine(root, todo, Settings.from_env(connections), reporter, on_verified)
         try:
             jobs = engine.run()
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise disk_full(root, exc) from None
+            raise
         finally:
-            manifest.save()
+            try:
+                manifest.save()
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
     failed = [j for j in jobs if j.state == "failed"]
     summary.update(
         verified=len(files) - len(failed), present=present,

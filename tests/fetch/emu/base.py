@@ -239,7 +239,7 @@ class EmuHandler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     time.sleep(self.server.faults.stall_s)
                     stall = None
-                n = min(PIECE, length - sent)
+                n = min(PIECE if not rate else max(4096, min(PIECE, int(rate / 20))), length - sent)
                 if stall is not None:
                     n = min(n, stall - sent)
                 if fh is not None:
