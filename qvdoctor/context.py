@@ -15,7 +15,7 @@ MIB = 1024**2
 def _lib_runs_on(lib: LibraryFacts, cc: str, driver_cuda: str | None = None) -> bool:
     from qvdoctor.kernels import runs_on
 
-    return runs_on(lib.sass, lib.ptx, cc, driver_cuda)
+    return runs_on(lib.sass, lib.ptx, cc, driver_cuda, lib.ptx_isa)
 
 
 # Libraries every Qwen2.5-VL serving run loads; others (torch's linalg, NVSHMEM, FlashAttention)

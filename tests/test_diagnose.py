@@ -19,6 +19,7 @@ EXPECTED = {
     "rtx4090": (set(), {}, {}, 0),
     "a100-x4-docker": ({"shm-too-small"}, {}, {"NCCL_SHM_DISABLE": "1"}, 2),
     "h100": (set(), {}, {}, 0),
+    "h200": (set(), {}, {}, 0),  # recorded on the real H200
 }
 
 
@@ -126,3 +127,13 @@ def test_this_machines_torch_libraries_on_a_t4_and_a_v100(tmp_path):
         optional = {f["subject"].rsplit("/", 1)[-1] for f in data["findings"] if f["id"] == "optional-library-no-kernel"}
         if name == "t4":  # torch 2.13's linalg library has no sm_75; serving does not load it
             assert "libtorch_cuda_linalg.so" in optional
+
+
+def test_recorded_h200_report_sm90_everywhere_and_bf16_fine():
+    data = run_qvdoctor("diagnose", "--facts", str(MACHINES / "h200.json"), "--json").json()
+    assert data["facts"]["provenance"] == "recorded"
+    assert data["facts"]["nvidia"]["gpus"][0]["cc"] == "9.0"
+    assert all("sm_90" in lib["sass"] for lib in data["facts"]["libraries"])
+    status = {f["id"]: f["status"] for f in data["findings"]}
+    assert status["bf16-needs-cc80"] == "ok" and status["no-kernel-image"] == "ok"
+    assert status["torch-import-fails"] == "ok"

@@ -42,5 +42,5 @@ def scan_libraries(packages: dict[str, PackageFacts]) -> list[LibraryFacts]:
         for path in library_paths(packages[name]):
             archs = scan_file(path)
             if archs.sass or archs.ptx or archs.error:
-                found.append(LibraryFacts(name, str(path), archs.size, list(archs.sass), list(archs.ptx), archs.error))
+                found.append(LibraryFacts(name, str(path), archs.size, list(archs.sass), list(archs.ptx), archs.error, dict(archs.ptx_isa)))
     return found

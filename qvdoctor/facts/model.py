@@ -53,6 +53,7 @@ class LibraryFacts:
     sass: list[str] = field(default_factory=list)  # ["sm_75", "sm_90"]
     ptx: list[str] = field(default_factory=list)  # ["compute_90"]
     error: str | None = None
+    ptx_isa: dict[str, str] = field(default_factory=dict)  # "compute_90" -> PTX ISA "8.7"
 
 
 @dataclass
