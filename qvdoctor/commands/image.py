@@ -132,11 +132,14 @@ def _render(report) -> None:
     console = Console(highlight=False)
     built = f", built for cc {report.built_for}" if report.built_for else ""
     console.print(f"{escape(report.ref)} ({report.image_id[:19]}{built})")
+    sites = sorted({lib.image_path[: -len(lib.path)].rstrip("/") for lib in report.libraries})
+    if sites:
+        console.print(f"libraries under {', '.join(escape(s) for s in sites)}")
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("library", "SASS", "PTX") + ((f"runs on {report.cc}",) if report.cc else ()):
         table.add_column(column, overflow="fold")
     for lib in report.libraries:
-        cells = [escape(lib.image_path), " ".join(lib.sass) or "-", " ".join(lib.ptx) or "-"]
+        cells = [escape(lib.path), " ".join(lib.sass) or "-", " ".join(lib.ptx) or "-"]
         if lib.error:
             cells[1:3] = [f"[red]error: {escape(lib.error)}[/red]", ""]
         if report.cc:

@@ -39,6 +39,11 @@ def _first_line(exc: BaseException) -> str:
     return text[:300]
 
 
+def _step(line: str, width: int = 150) -> str:
+    line = " ".join(line.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
 @dataclass
 class BuildResult:
     image_id: str
@@ -71,7 +76,7 @@ def build(
                         verify.append(line)
                     if m := _VERIFY_FAIL.match(line):
                         failures.append(m.group(2))
-                    say(line if line.startswith("Step ") else f"    {line}")
+                    say(_step(line) if line.startswith("Step ") else f"    {line}")
             elif "status" in chunk:
                 say(f"    {chunk['status']} {chunk.get('progress', '')}".rstrip())
             elif "aux" in chunk and "ID" in chunk["aux"]:
