@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from qvdoctor.errors import QvError
 
 RESERVED = ".qvdoctor"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def check_repo_path(path: str) -> str:
@@ -23,7 +25,7 @@ def check_repo_path(path: str) -> str:
             bad = "has '..', '.' or empty components"
         elif parts[0] in (RESERVED, ".git"):
             bad = f"writes into {parts[0]}/"
-        elif any(ord(c) < 32 for c in path):
+        elif _CONTROL.search(path):
             bad = "contains control characters"
     if bad:
         raise QvError(

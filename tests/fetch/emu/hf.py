@@ -106,6 +106,21 @@ class HubHandler(EmuHandler):
         if commit is None:
             return
         recursive = query.get("recursive", ["false"])[0].lower() == "true"
+        key = (repo_id, commit, prefix, recursive, len(repo.files), len(repo.hostile))
+        entries = self.server.tree_cache.get(key)
+        if entries is None:
+            entries = self._tree_entries(repo, prefix, recursive)
+            self.server.tree_cache[key] = entries
+        page = self.server.page_size
+        start = int(query.get("cursor", ["0"])[0] or 0)
+        chunk = entries[start : start + page]
+        headers = {}
+        if start + page < len(entries):
+            base = f"{self.server.url}{urlsplit(self.path).path}"
+            headers["Link"] = f'<{base}?recursive={str(recursive).lower()}&expand=false&cursor={start + page}>; rel="next"'
+        self.send_json(200, chunk, headers)
+
+    def _tree_entries(self, repo: EmuRepo, prefix: str, recursive: bool) -> list[dict]:
         entries: list[dict] = []
         dirs: set[str] = set()
         for f in repo.files.values():
@@ -125,15 +140,7 @@ class HubHandler(EmuHandler):
                 e["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": 134}
             entries.append(e)
         entries = [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(dirs)] + entries
-        entries += repo.hostile
-        page = self.server.page_size
-        start = int(query.get("cursor", ["0"])[0] or 0)
-        chunk = entries[start : start + page]
-        headers = {}
-        if start + page < len(entries):
-            base = f"{self.server.url}{urlsplit(self.path).path}"
-            headers["Link"] = f'<{base}?recursive={str(recursive).lower()}&expand=false&cursor={start + page}>; rel="next"'
-        self.send_json(200, chunk, headers)
+        return entries + repo.hostile
 
     # -- files -----------------------------------------------------------------------------
     def resolve(self, repo_id: str, rev: str, path: str, cache_hop: bool = False) -> None:
@@ -216,11 +223,13 @@ class HubServer(EmuServer):
         self.page_size = page_size
         self.resolve_cache = resolve_cache
         self.seen_auth: list[str] = []
+        self.tree_cache: dict = {}
         for r in repos:
             self.add(r)
 
     def add(self, repo: EmuRepo) -> None:
         self.repos[repo.repo_id] = repo
+        self.tree_cache.clear()
         for f in repo.files.values():
             if f.lfs:
                 self.cdn.blobs[f.sha256] = f
