@@ -31,6 +31,7 @@ class Faults:
     lie_p: float = 0.0  # Content-Length is wrong (bigger or smaller than the body)
     ignore_range: bool = False  # answer a Range with 200 and the whole body
     range_200: bool = False  # answer a Range with 200 + Content-Range (ModelScope's quirk)
+    down_after: int = 0  # once this server has sent this many body bytes, every body request gets 503
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -187,6 +188,9 @@ class EmuHandler(BaseHTTPRequestHandler):
                     return
                 partial = True
         length = end - start
+        if faults.down_after and self.server.body_bytes >= faults.down_after:
+            self.send_plain(503, "emulated outage", {"Retry-After": "0"})
+            return
         plan = faults.plan(length) if self.command != "HEAD" else {}
         if plan.get("error"):
             self.send_plain(503, "emulated 5xx", {"Retry-After": "0"})
