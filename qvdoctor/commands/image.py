@@ -33,6 +33,7 @@ def build_image(
     cuda: Optional[str] = typer.Option(None, "--cuda", help="CUDA of the stack: 11.8, 12.1, 12.4, 12.6, 12.8, 12.9 or 13.0 (default: chosen)."),
     vllm: Optional[str] = typer.Option(None, "--vllm", help="vLLM release from the build matrix (default: the newest that fits)."),
     python: Optional[str] = typer.Option(None, "--python", help="Python version in the image, e.g. 3.10."),
+    driver: Optional[str] = typer.Option(None, "--driver", help="NVIDIA driver of the target machine (nvidia-smi), e.g. 535.104.05: only CUDA versions it runs."),
     tag: Optional[str] = typer.Option(None, "--tag", "-t", help="Image tag (default qvdoctor/vllm:<vllm>-cu<cuda>-sm<cc>)."),
     base: Optional[str] = typer.Option(None, "--base", help="Base image instead of nvidia/cuda:<cuda>-runtime-ubuntu22.04."),
     build_arg: List[str] = typer.Option([], "--build-arg", help="Override a build arg, KEY=VALUE (repeatable)."),
@@ -52,9 +53,9 @@ def build_image(
     from qvdoctor.image.render import build_args, make_context, offline_args, render_dockerfile
     from qvdoctor.image.resolve import resolve
 
-    plan = resolve(cc, cuda=cuda, vllm=vllm, python=python)
+    plan = resolve(cc, cuda=cuda, vllm=vllm, python=python, driver=driver)
     command = "qvdoctor build-image " + " ".join(
-        f"{flag} {value}" for flag, value in (("--cc", cc), ("--cuda", cuda), ("--vllm", vllm), ("--python", python)) if value
+        f"{flag} {value}" for flag, value in (("--cc", cc), ("--cuda", cuda), ("--vllm", vllm), ("--python", python), ("--driver", driver)) if value
     )
     dockerfile = render_dockerfile(plan, command)
     args = build_args(plan)

@@ -8,6 +8,7 @@ do not carry it."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from qvdoctor import compat
@@ -59,15 +60,37 @@ class Refused(QvError):
     """No consistent set exists for the request; ``message`` says why."""
 
 
-def resolve(cc: str, cuda: str | None = None, vllm: str | None = None, python: str | None = None, matrix: Matrix | None = None) -> Plan:
+def resolve(
+    cc: str,
+    cuda: str | None = None,
+    vllm: str | None = None,
+    python: str | None = None,
+    driver: str | None = None,
+    matrix: Matrix | None = None,
+) -> Plan:
+    """``driver`` (e.g. "535.104.05") limits the choice to CUDA versions that driver can run."""
     m = matrix or load()
     _check_inputs(m, cc, cuda, vllm, python)
+    if driver is not None and not re.fullmatch(r"\d+(\.\d+)*", driver.strip()):
+        raise QvError(f"--driver must be a driver version such as 535.104.05, got {driver!r}", hint="nvidia-smi shows it as 'Driver Version'")
     if version_key(cc) < version_key(MIN_VLLM_CC):
         raise Refused(
             f"vLLM has no CUDA kernels below compute capability {MIN_VLLM_CC}: its CUDA_SUPPORTED_ARCHS start at 7.0 in every release, so no build can target {cc}",
             hint="Pascal GPUs need community builds such as sasha0552/pascal-pkgs-ci",
         )
     cudas = [cuda] if cuda else sorted(m.toolkits, key=version_key, reverse=True)
+    dropped: list[str] = []
+    if driver:
+        runnable = [c for c in cudas if not compat.version_lt(driver, compat.driver_floor(c))]
+        if not runnable:
+            floor = compat.driver_floor(cudas[-1])
+            raise Refused(
+                f"driver {driver} is older than CUDA {cudas[-1]} needs (>= {floor})" if cuda
+                else f"driver {driver} is older than every CUDA build-image offers (CUDA {cudas[-1]} needs >= {floor})",
+                hint="upgrade the NVIDIA driver" + ("" if not cuda else " or choose an older --cuda"),
+            )
+        dropped = [c for c in cudas if c not in runnable]
+        cudas = runnable
     rows = [m.vllm_release(vllm)] if vllm else list(reversed(m.vllm))
     plans, why_not = [], []
     for c in cudas:
@@ -82,6 +105,13 @@ def resolve(cc: str, cuda: str | None = None, vllm: str | None = None, python: s
             else:
                 why_not.append(f"vLLM {row.version} with CUDA {c}: {result}")
     if not plans:
+        able = [c for c in dropped if cc in m.toolkits[c].archs]
+        if able:
+            first = min(able, key=version_key)
+            raise Refused(
+                f"cc {cc} needs CUDA >= {first}, which needs a driver >= {compat.driver_floor(first)}; driver {driver} is older",
+                hint="upgrade the NVIDIA driver",
+            )
         if len(why_not) == 1 or cuda:
             raise Refused(why_not[0] if len(why_not) == 1 else _join_refusals(why_not), hint=_refusal_hint(m, cc, cuda))
         raise Refused(f"no CUDA / vLLM combination builds for cc {cc}: " + _join_refusals(why_not))
@@ -93,6 +123,12 @@ def resolve(cc: str, cuda: str | None = None, vllm: str | None = None, python: s
     best = max(plans, key=preference)
     if not cuda:
         best.reasons.insert(0, f"CUDA {best.cuda}: the newest vLLM whose {'wheels carry' if best.path == 'wheels' else 'source builds for'} sm_{cc.replace('.', '')} ships for it")
+    if driver and not cuda:
+        best.reasons.insert(
+            0,
+            f"driver {driver} fully supports CUDA up to {cudas[0]} (newer {cudas[0].split('.')[0]}.x may start through "
+            "minor-version compatibility, without PTX JIT; pass --cuda to choose one)",
+        )
     return best
 
 

@@ -128,3 +128,13 @@ def plan_impossible(cc: str, cuda: str) -> bool:
 def test_bad_input_is_a_one_line_error(kwargs, message):
     with pytest.raises(QvError, match=message):
         resolve(**kwargs)
+
+
+def test_driver_limits_the_cuda_choice():
+    plan = resolve("7.5", driver="535.104.05")  # a 12.2 driver: CUDA 12.1 or older
+    assert version_key(plan.cuda) <= (12, 1)
+    assert plan.reasons[0].startswith("driver 535.104.05 fully supports CUDA up to 12.1")
+    with pytest.raises(Refused, match=r"driver 535\.104\.05 is older than CUDA 12\.8 needs \(>= 570\.26\)"):
+        resolve("7.5", cuda="12.8", driver="535.104.05")
+    with pytest.raises(Refused, match=r"cc 12\.0 needs CUDA >= 12\.8, which needs a driver >= 570\.26"):
+        resolve("12.0", driver="550.54.14")
