@@ -34,7 +34,7 @@ from qvdoctor.catalog import CheckEntry, FixSpec, load_catalog
 from qvdoctor.engine import make_finding
 from qvdoctor.errors import QvError
 from qvdoctor.expr import ExprError, compile_expr, evaluate
-from qvdoctor.findings import Evidence, Finding
+from qvdoctor.findings import Evidence, Finding, Patch
 
 ROLES = ("cause", "warning", "wrapper", "benign")
 ROLE_STATUS = {"cause": "fail", "warning": "warn", "wrapper": "info", "benign": "info"}
@@ -427,6 +427,8 @@ def _finding(m: _Matched, status: str, role: str) -> Finding:
                           cause=f"(cause could not be rendered: {exc})", fix=m.sig.entry.fix.text,
                           evidence=evidence, docs=m.sig.entry.docs)
     finding.role = role
+    if role != "root":
+        finding.patch = Patch()  # smoke and the combined fix apply the root cause's patch only
     return finding
 
 

@@ -14,6 +14,8 @@ def run(*, facts: Path | None, save_facts: Path | None, log: str | None, model: 
         probe: bool, json_out: bool, verbose: bool) -> int:
     if facts is not None and save_facts is not None:
         raise QvError("--facts and --save-facts do not go together", "--save-facts records this machine; --facts reads a recording")
+    if log is not None:
+        return run_log(log, facts=facts, model=model, probe=probe, json_out=json_out, verbose=verbose)
     snapshot = load_or_gather(facts, probe)
     if save_facts is not None:
         try:
@@ -26,4 +28,56 @@ def run(*, facts: Path | None, save_facts: Path | None, log: str | None, model: 
         print(to_json(result.findings, result.facts, **result.extra))
     else:
         print_findings(result.findings, result.facts, verbose=verbose)
+    return result.exit_code
+
+
+# --- log triage (qvdoctor diagnose --log) ---------------------------------------------------------
+
+
+def run_log(log: str, *, facts: Path | None, model: str | None, probe: bool, json_out: bool, verbose: bool) -> int:
+    """Triage a vLLM log; this machine's (or --facts') facts make the fixes concrete.
+
+    Shown: the log findings (root cause, contributing, benign), plus environment findings that
+    fail or warn in the root cause's family. Exit 2 known failure, 1 unexplained error or a
+    warning, 0 clean log."""
+    from qvdoctor.context import build_context
+    from qvdoctor.engine import run_checks
+    from qvdoctor.triage import read_log, triage_text
+
+    text = read_log(log)  # a missing/unreadable log fails before facts are gathered
+    snapshot = load_or_gather(facts, probe)
+    model_info = None
+    if model is not None:
+        from qvdoctor.modelinfo import load_model_info
+
+        model_info = load_model_info(model)
+    names = build_context(snapshot, model=model_info)
+    result = triage_text(text, names)
+    findings = list(result.findings)
+    if result.root is not None:
+        env = [f for f in run_checks(names) if f.status in ("fail", "warn") and f.family == result.root.family]
+        for f in env:
+            f.role = "contributing"
+            f.subject = f.subject or "this machine"
+            f.patch = type(f.patch)()  # only the root cause's patch is applied
+        benign_at = next((i for i, f in enumerate(findings) if f.role == "benign"), len(findings))
+        findings[benign_at:benign_at] = env
+    source = "stdin" if log == "-" else log
+    if json_out:
+        print(to_json(findings, snapshot, triage={"log": source, **result.summary(), "exit_code": result.exit_code}))
+        return result.exit_code
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console(highlight=False, soft_wrap=True)
+    if result.root is not None:
+        where = f" (line {result.root.evidence[0].line})" if result.root.evidence else ""
+        console.print(f"[bold]Log {escape(source)}[/]: root cause [red]{result.root.id}[/]{where}")
+    elif result.unknown:
+        console.print(f"[bold]Log {escape(source)}[/]: [yellow]the log shows an error, but no known signature matches it.[/]")
+        console.print(f"  last error line {result.last_error_line_no}: {escape(result.last_error_line or '')}")
+    else:
+        console.print(f"[bold]Log {escape(source)}[/]: no failure found" + (" (warnings below)" if result.exit_code else "") + ".")
+    console.print()
+    print_findings(findings, snapshot, console=console, verbose=verbose)
     return result.exit_code
