@@ -83,6 +83,8 @@ class GitHandler(EmuHandler):
         self.send_plain(404, "not emulated")
 
     def batch(self) -> None:
+        with self.server.stats_lock:
+            self.server.requests.append((self.command, urlsplit(self.path).path, ""))
         req = json.loads(self.read_body() or b"{}")
         out = []
         for obj in req.get("objects", []):
