@@ -1,0 +1,61 @@
+"""Progress: rich bars on a terminal, plain lines in a pipe, JSON-lines events with --json."""
+
+from __future__ import annotations
+
+import os
+import pty
+import subprocess
+import sys
+import time
+
+from fetch.conftest import REPO_ID, ROOT, events, run_cli
+
+
+def test_plain_lines_when_piped(hub, tmp_path):
+    hub.faults.update(rate=2_000_000)
+    r = run_cli("fetch", REPO_ID, "--source", "hf", "--local-dir", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith(f"fetch: {REPO_ID} @ ") and "6 files, 1.6 MB" in lines[0]
+    assert sum(1 for line in lines if line.strip().startswith("verified")) == 6
+    assert lines[-1].startswith("fetch: 6 files verified")
+    assert "\x1b[" not in r.stdout  # no terminal escapes in logs
+
+
+def test_json_events(hub, tmp_path):
+    r = run_cli("fetch", REPO_ID, "--source", "hf", "--local-dir", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    ev = events(r.stdout)
+    assert len(ev) == len(r.stdout.splitlines())  # every line is one JSON object
+    kinds = [e["event"] for e in ev]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert kinds.count("file_start") == 6 and kinds.count("file_done") == 6
+    assert ev[0]["bytes"] == 1_640_056 and ev[-1]["verified"] == 6
+    for e in ev:
+        if e["event"] == "file_done":
+            assert len(e["sha256"]) == 64
+
+
+def test_rich_bars_on_a_terminal(hub, tmp_path):
+    hub.faults.update(rate=1_000_000)
+    master, slave = pty.openpty()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "120", "TERM": "xterm-256color"}
+    proc = subprocess.Popen([sys.executable, "-m", "qvdoctor", "fetch", REPO_ID, "--source", "hf", "--local-dir",
+                             str(tmp_path)], cwd=ROOT, env=env, stdout=slave, stderr=slave, close_fds=True)
+    os.close(slave)
+    out = b""
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=30)
+    os.close(master)
+    text = out.decode("utf-8", "replace")
+    assert proc.returncode == 0, text[-2000:]
+    assert "total (6 files)" in text and "━" in text  # a rich progress bar
+    assert "/s" in text  # transfer speed column
