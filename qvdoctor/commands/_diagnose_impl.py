@@ -23,6 +23,11 @@ def run(*, facts: Path | None, save_facts: Path | None, log: str | None, model: 
         except OSError as exc:
             raise QvError(f"cannot write {save_facts}: {exc.strerror or exc}")
         print(f"facts written to {save_facts}", file=sys.stderr)
+    if image is not None:  # judge the image's libraries against this machine's (or --facts') GPUs
+        from qvdoctor.image.inspect import inspect_image
+
+        snapshot.libraries = inspect_image(image)
+        snapshot.label += f", with the libraries of image {image}"
     result = diagnose(snapshot)
     if json_out:
         print(to_json(result.findings, result.facts, **result.extra))

@@ -14,6 +14,7 @@ import pytest
 from qvdoctor.image.inspect import inspect_image
 from qvdoctor.image.resolve import resolve
 
+from .conftest import ROOT
 from .standins import cuobjdump_archs, cuobjdump_path, make_wheelhouse
 
 pytestmark = [pytest.mark.docker, pytest.mark.nvcc]
@@ -132,3 +133,15 @@ def test_inspect_image_applies_later_layers(built75, docker_client, tmp_path, st
         assert found["xformers/_C.so"] == ["sm_80"] and found["vllm/_C.abi3.so"] == ["sm_75"]
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+def test_diagnose_image_judges_the_images_libraries(built75, qvdoctor_module):
+    """`diagnose --image` reads the image's libraries: fine for a T4 (cc 7.5), no kernel image for an A10 (cc 8.6)."""
+    machines = ROOT / "qvdoctor" / "data" / "machines"
+    t4 = qvdoctor_module("diagnose", "--image", TAG75, "--facts", str(machines / "t4.json"), "--json").json()
+    assert {f["status"] for f in t4["findings"] if f["id"] == "no-kernel-image"} == {"ok"}
+    assert all(lib["sass"] == ["sm_75"] for lib in t4["facts"]["libraries"] if "flash_attn" not in lib["path"])
+    a10 = qvdoctor_module("diagnose", "--image", TAG75, "--facts", str(machines / "a10.json"), "--json")
+    assert a10.returncode == 2
+    failing = [f for f in a10.json()["findings"] if f["id"] == "no-kernel-image" and f["status"] == "fail"]
+    assert {f["subject"].rsplit("/", 1)[-1] for f in failing} >= {"libtorch_cuda.so", "_C.abi3.so"}
