@@ -285,9 +285,49 @@ def _number_lines(text: str, offsets: list[int]) -> dict[int, int]:
     return result
 
 
+def _literal_after(text: str, pos: int) -> Any:
+    """The Python literal ({...}) starting at ``pos``, read within 4000 characters (None if unreadable)."""
+    import ast
+
+    if not text.startswith("{", pos):
+        return None
+    depth = 0
+    for i in range(pos, min(len(text), pos + 4000)):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                try:
+                    return ast.literal_eval(text[pos:i + 1])
+                except (ValueError, SyntaxError, MemoryError, RecursionError):
+                    return None
+        elif ch == "\n":
+            return None
+    return None
+
+
+def mm_limit(current: Any, modality: str | None, count: int | None) -> dict[str, Any]:
+    """``limit_mm_per_prompt`` with ``modality`` raised to ``count``, other entries (and a
+    per-modality options table such as ``{"count": 1, "num_frames": 8}``) kept."""
+    table = dict(current) if isinstance(current, dict) else {}
+    if modality is None or count is None:
+        return table
+    old = table.get(modality)
+    table[modality] = {**old, "count": count} if isinstance(old, dict) else count
+    return table
+
+
 def context_numbers(text: str) -> dict[str, Any]:
     """The engine configuration the log printed (first occurrence of each value)."""
     found: dict[str, Any] = {}
+    for needle in ("'limit_mm_per_prompt': ", "limit_mm_per_prompt="):
+        pos = text.find(needle)
+        if pos >= 0:
+            value = _literal_after(text, pos + len(needle))
+            if isinstance(value, dict):
+                found.setdefault("limit_mm_per_prompt", value)
     for needle, regex in _CONTEXT:
         pos = text.find(needle)
         if pos < 0:
@@ -438,6 +478,7 @@ def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signa
     sigs = tuple(signatures) if signatures is not None else load_signatures()
     base = dict(names) if names is not None else _default_names()
     base.setdefault("request", None)
+    base.setdefault("mm_limit", mm_limit)
     context = context_numbers(text)
     hits = scan(text, sigs)
     lines = _number_lines(text, [h.start for h in hits])

