@@ -36,7 +36,7 @@ def _env_float(name: str, default: float) -> float:
 @dataclass
 class Settings:
     connections: int = 8  # per file
-    max_files: int = 4  # files transferred at once
+    max_files: int = 4  # large files transferred at once (workers = connections x max_files)
     chunk_size: int = 8 << 20
     stall_timeout: float = 20.0  # seconds without a byte on a connection
     backoff: float = 0.5  # first retry delay, doubled per error, capped at 10 s
@@ -172,9 +172,9 @@ class Engine:
         """Called with the lock held: set up chunks from the journal."""
         f = job.file
         expect = f.sha256 or f.git_oid or ""
-        job.part = PartFile(self.partial_dir, f.path, f.size, expect, self.s.chunk_size)
+        cs = self.chunk_for(f.size)
+        job.part = PartFile(self.partial_dir, f.path, f.size, expect, cs)
         done = job.part.open()
-        cs = self.s.chunk_size
         job.chunks = [Chunk(i, a, min(a + cs, f.size)) for i, a in enumerate(range(0, f.size, cs))]
         resumed = 0
         for c in job.chunks:
@@ -189,6 +189,13 @@ class Engine:
         job.needs_hash = bool(job.chunks) and job.chunks[0].state == "done"
         self.open.append(job)
         self.reporter.file_start(f.path, f.size, resumed)
+
+    def chunk_for(self, size: int) -> int:
+        """Chunk size for a file: an eighth of it, between 1 MiB and ``chunk_size`` (8 MiB), so a
+        mid-sized file still spreads over several connections. Depends on the size only, so a
+        journal stays valid whatever --connections the next run uses."""
+        top = self.s.chunk_size
+        return max(min(top, 1 << 20), min(top, -(-size // 8)))
 
     def _take(self, job: FileJob, now: float) -> Chunk | None:
         if job.state != "running" or job.active >= (1 if job.no_range else self.s.connections):
@@ -217,7 +224,9 @@ class Engine:
                     c = self._take(job, now)
                     if c is not None:
                         return job, c
-                if self.waiting and len([j for j in self.open if j.state == "running"]) < self.s.max_files:
+                running = [j for j in self.open if j.state == "running"]
+                # Work-conserving: a worker with nothing to do opens the next file, up to a cap.
+                if self.waiting and len(running) < self.s.max_files * 4:
                     self._open_job(self.waiting.pop(0))
                     continue
                 if not self.waiting and not self.open:
