@@ -1,0 +1,59 @@
+"""Which model a smoke run loads: ``--model PATH|REPO_ID|tiny-random``, or a local Qwen2.5-VL."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from qvdoctor.errors import QvError
+
+TINY = "tiny-random"
+FETCH_HINT = "download one with 'qvdoctor fetch Qwen/Qwen2.5-VL-3B-Instruct', pass --model PATH, or try --model tiny-random"
+
+
+@dataclass
+class ModelChoice:
+    directory: Path  # where the weights are
+    name: str  # what the serve command names: the repo id or the directory the user gave
+
+
+def _has_weights(directory: Path) -> bool:
+    return any(directory.glob("*.safetensors")) or any(directory.glob("*.bin"))
+
+
+def _cached_qwen_vl() -> list[Path]:
+    """Qwen2.5-VL snapshots with weights in the local Hugging Face cache."""
+    roots = [os.environ.get("HF_HUB_CACHE"), os.environ.get("HF_HOME") and str(Path(os.environ["HF_HOME"]) / "hub"),
+             str(Path.home() / ".cache" / "huggingface" / "hub")]
+    found = []
+    for root in filter(None, roots):
+        for repo in sorted(Path(root).glob("models--*--Qwen2.5-VL-*")):
+            for snap in sorted((repo / "snapshots").glob("*")):
+                if (snap / "config.json").is_file() and _has_weights(snap):
+                    found.append(snap)
+    return found
+
+
+def resolve(spec: str | None) -> ModelChoice:
+    if spec == TINY:
+        from qvdoctor.tinymodel import build_tiny_model
+
+        path = build_tiny_model()
+        return ModelChoice(path, str(path))
+    if spec is None:
+        cached = _cached_qwen_vl()
+        if not cached:
+            raise QvError("no --model given and no Qwen2.5-VL model found locally", hint=FETCH_HINT)
+        snap = cached[0]
+        repo = snap.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
+        return ModelChoice(snap, repo)
+    from qvdoctor.modelinfo import resolve_model_dir
+
+    try:
+        directory = resolve_model_dir(spec)
+    except QvError as exc:
+        raise QvError(exc.message, hint=f"smoke needs the whole model: {FETCH_HINT}") from None
+    if not _has_weights(directory):
+        raise QvError(f"{directory} has a config.json but no weights (*.safetensors)", hint=f"smoke needs the whole model: {FETCH_HINT}")
+    return ModelChoice(directory, spec if Path(spec).expanduser().is_dir() is False else str(directory))

@@ -1,0 +1,148 @@
+"""One ``qvdoctor smoke`` run, start to end: model, video, planned flags, attempts, report."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from qvdoctor.errors import QvError
+from qvdoctor.smoke.backends import BACKENDS, SmokeInput
+from qvdoctor.smoke.flags import Launch, config_yaml, serve_command
+
+DEFAULT_PROMPT = "Describe this video."
+
+
+@dataclass
+class SmokeOptions:
+    video: str | None = None
+    model: str | None = None
+    prompt: str = DEFAULT_PROMPT
+    backend: str = "vllm"
+    max_attempts: int = 4
+    flags: list[str] = field(default_factory=list)  # --flag KEY=VALUE (env:NAME=VALUE for env vars)
+    num_videos: int = 1
+    max_tokens: int = 32
+    timeout_s: float = 900.0
+    workdir: str | None = None
+    emit_serve_cmd: str | None = None
+    emit_config: str | None = None
+
+
+def _validate(opts: SmokeOptions) -> None:
+    if opts.backend not in BACKENDS:
+        raise QvError(f"unknown backend {opts.backend!r}", hint="use one of: " + ", ".join(BACKENDS))
+    if opts.max_attempts < 1:
+        raise QvError("--max-attempts must be at least 1")
+    if opts.num_videos < 1:
+        raise QvError("--num-videos must be at least 1")
+    if opts.video is not None:
+        path = Path(opts.video)
+        if not path.exists():
+            raise QvError(f"video not found: {opts.video}", hint="pass an existing file, or leave --video out for a synthetic clip")
+        if not path.is_file():
+            raise QvError(f"{opts.video} is not a file", hint="pass a video file such as sample.mp4")
+
+
+def default_workdir() -> Path:
+    from qvdoctor.tinymodel import default_cache_root
+
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return default_cache_root() / "smoke" / f"{stamp}-{os.getpid()}"
+
+
+def _facts():
+    try:
+        from qvdoctor.facts import gather
+
+        return gather(scan_libraries=False)
+    except Exception:  # noqa: BLE001 - facts refine the plan; without them defaults apply
+        return None
+
+
+def _model_info(directory: Path):
+    try:
+        from qvdoctor.modelinfo import load_model_info
+
+        return load_model_info(directory)
+    except Exception:  # noqa: BLE001 - an unusual config: plan with defaults, vLLM will say more
+        return None
+
+
+def make_triage(facts: Any, model_info: Any, num_videos: int) -> Callable[[str], Any]:
+    """Log text -> TriageResult, with this machine's facts and the model for concrete fixes."""
+    from qvdoctor.triage import triage_text
+
+    names = None
+    if facts is not None:
+        try:
+            from qvdoctor.context import build_context
+
+            names = build_context(facts, model=model_info, extra={"request": {"video": num_videos}})
+        except Exception:  # noqa: BLE001
+            names = None
+    return lambda text: triage_text(text, names)
+
+
+def _write_atomic(path: str, text: str) -> str:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    tmp.write_text(text)
+    tmp.replace(target)
+    return str(target)
+
+
+def run_smoke(opts: SmokeOptions, on_event=None, on_line=None):
+    """Run the whole smoke pipeline and return a :class:`qvdoctor.smoke.report.SmokeReport`."""
+    from qvdoctor.smoke import media
+    from qvdoctor.smoke.attempts import run_loop
+    from qvdoctor.smoke.model import resolve
+    from qvdoctor.smoke.planning import plan_launch
+    from qvdoctor.smoke.report import SmokeReport, metrics_of
+
+    _validate(opts)
+    Launch().with_assignments(opts.flags)  # parse --flag early: bad input fails before any work
+    workdir = Path(opts.workdir) if opts.workdir else default_workdir()
+    workdir.mkdir(parents=True, exist_ok=True)
+    choice = resolve(opts.model)
+    video = media.prepare(Path(opts.video) if opts.video else None, workdir)
+    facts = _facts()
+    info = _model_info(choice.directory)
+    vi = video.info
+    source = {"duration": vi["total_frames"] / vi["source_fps"] if vi["source_fps"] else 0.0,
+              "width": vi["source_size"][0], "height": vi["source_size"][1], "fps": vi["source_fps"],
+              "path": video.video_path}
+    planned = plan_launch(info, facts, opts.num_videos, video=source, server=opts.backend == "vllm-serve")
+    launch = planned.launch.with_assignments(opts.flags)
+    inp = SmokeInput(
+        model=str(choice.directory), prompt=opts.prompt, frames_path=video.frames_path, metadata=video.metadata,
+        num_videos=opts.num_videos, max_tokens=opts.max_tokens, timeout_s=opts.timeout_s,
+        video_path=video.video_path,
+    )
+    loop = run_loop(opts.backend, inp, launch, workdir, make_triage(facts, info, opts.num_videos),
+                    opts.max_attempts, on_event, on_line)
+    good = loop.attempts[-1] if loop.ok else None
+    report = SmokeReport(
+        ok=loop.ok,
+        backend=opts.backend,
+        model=choice.name,
+        video={**video.info, "num_videos": opts.num_videos},
+        attempts=loop.attempts,
+        final_flags=dict(loop.final.flags),
+        final_env=dict(loop.final.env),
+        serve_command=serve_command(choice.name, loop.final),
+        serve_command_verified=loop.ok and opts.backend in ("vllm", "vllm-serve"),
+        metrics=metrics_of(good, video.info["frames"], (video.info["height"], video.info["width"]), planned.device),
+        explanation=loop.explanation,
+        plan_notes=planned.notes,
+        workdir=str(workdir),
+    )
+    if opts.emit_serve_cmd:
+        text = "#!/bin/sh\n# Generated by qvdoctor smoke" + ("" if loop.ok else " (NOT verified: no attempt succeeded)") + "\n"
+        report.emitted["serve command"] = _write_atomic(opts.emit_serve_cmd, text + report.serve_command + "\n")
+    if opts.emit_config:
+        report.emitted["config"] = _write_atomic(opts.emit_config, config_yaml(choice.name, loop.final))
+    return report
