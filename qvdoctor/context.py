@@ -40,6 +40,18 @@ def _fmt_bytes(n: float | None) -> str:
     return f"{int(n)} B"
 
 
+def _quant_problems(model: Any, tp: int) -> list[str]:
+    from qvdoctor.plan.parallel import quant_problems
+
+    return quant_problems(model, tp) if model is not None and tp else []
+
+
+def _quant_min_cc(method: str | None) -> str | None:
+    from qvdoctor.plan.parallel import QUANT_MIN_CC
+
+    return QUANT_MIN_CC.get(str(method)) if method else None
+
+
 FUNCTIONS: dict[str, Any] = {
     "len": lambda x: len(x) if x is not None else 0,
     "min": min,
@@ -69,6 +81,8 @@ FUNCTIONS: dict[str, Any] = {
     "fmt_bytes": _fmt_bytes,
     "is_serving_library": is_serving_library,
     "sm": lambda cc: "sm_" + str(cc).replace(".", "") if cc else None,
+    "quant_problems": _quant_problems,
+    "quant_min_cc": _quant_min_cc,
 }
 
 
@@ -106,6 +120,10 @@ def build_context(facts: Facts, model: Any = None, extra: dict[str, Any] | None 
         "system": facts.system,
         "env": facts.system.env,
         "model": model,
+        "plan": None,  # the plan (qvdoctor.plan.Plan) and its settings, given through ``extra``
+        "tp": None,
+        "pp": None,
+        "n_gpus": None,
         "missing_ccs": missing_ccs,
         "runs_on": lambda lib, cc: _lib_runs_on(lib, cc, driver_cuda),
     }

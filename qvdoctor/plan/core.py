@@ -126,6 +126,11 @@ class Plan:
         return max(vids) if vids else None
 
     @property
+    def tp_first_problem(self) -> dict[str, str]:
+        """The first reason each failing TP size fails, keyed by the size as text (for checks)."""
+        return {str(t): v.problems[0] for t, v in self.tp_verdicts.items() if v.problems}
+
+    @property
     def requested_tp(self) -> int | None:
         return self.settings.tp
 
@@ -175,7 +180,7 @@ def _serve_dtype(model: ModelInfo, settings: PlanSettings, gpus: list[GpuFacts])
         return settings.dtype, []
     native = (model.torch_dtype or "bfloat16").lower()
     native = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "float": "float32"}.get(native, native)
-    low = [g for g in gpus if _cc(g.cc) < (8, 0)]
+    low = [g for g in gpus if _cc(g.cc) < (8, 0)] if settings.device == "cuda" else []
     if low and native == "bfloat16":
         return "float16", [f"{low[0].name} (cc {low[0].cc}) has no bfloat16: serving in float16"]
     return native, []

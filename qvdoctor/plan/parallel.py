@@ -13,6 +13,8 @@ from qvdoctor.modelinfo import ModelInfo
 MARLIN_MIN_THREAD_K = 128
 MARLIN_MIN_THREAD_N = 64
 CANDIDATE_TP = (1, 2, 4, 8, 16)
+#: Minimum compute capability of vLLM's quantization methods (get_min_capability).
+QUANT_MIN_CC = {"awq": "7.5", "gptq": "6.0", "awq_marlin": "8.0", "gptq_marlin": "8.0", "fp8": "8.0", "bitsandbytes": "7.0"}
 
 
 @dataclass
