@@ -246,31 +246,116 @@ def _match_at(pattern: Pattern, text: str, pos: int, start: int, end: int) -> di
     return groups
 
 
+@dataclass(frozen=True)
+class _Index:
+    """The lines that contain any needle, concatenated (``sub``), with where each came from."""
+
+    sub: str
+    sub_starts: list[int]  # offset of each candidate line in ``sub``
+    starts: list[int]  # ... and in the original text
+
+
+def _scan_needle(text: str, needle: str, patterns: list[Pattern], index: _Index | None = None) -> list[Hit]:
+    """Hits of the patterns sharing one needle: ``str.find`` jumps, a bounded regex per hit.
+
+    With an ``index`` the needle is searched in the candidate lines only and each hit is mapped
+    back to the original text, where the regex window (and ``extra`` lines) are taken."""
+    hits: list[Hit] = []
+    counts = [0] * len(patterns)
+    hay = index.sub if index is not None else text
+    pos = hay.find(needle)
+    tries = 0
+    while pos >= 0 and tries < MAX_TRIES:
+        tries += 1
+        if index is not None:
+            k = bisect.bisect_right(index.sub_starts, pos) - 1
+            orig = index.starts[k] + pos - index.sub_starts[k]
+            start, end = _line_bounds(text, orig)
+            next_from = (index.sub_starts[k + 1] if k + 1 < len(index.sub_starts) else len(hay))
+        else:
+            orig = pos
+            start, end = _line_bounds(text, pos)
+            next_from = end + 1
+        for i, pattern in enumerate(patterns):
+            if counts[i] >= MAX_HITS:
+                continue
+            groups = _match_at(pattern, text, orig, start, end)
+            if groups is not None:
+                counts[i] += 1
+                hits.append(Hit(pattern, start, end, groups))
+        if all(c >= MAX_HITS for c in counts):
+            break
+        pos = hay.find(needle, next_from)
+    return hits
+
+
+GREP_MIN = 4 * 1024 * 1024  # below this, Python's own passes are as fast as starting grep
+
+
+def _grep_index(text: str, needles: list[str]) -> _Index | None:
+    """Candidate lines found by ``grep -F`` (one multi-string pass in C), or None.
+
+    grep only narrows the search: every needle occurrence lies on a line grep prints, so the
+    result is the same as scanning the whole text. Without grep (or on any grep problem) the
+    caller scans the text itself."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.environ.get("QVDOCTOR_TRIAGE_GREP", "1") == "0" or len(text) < GREP_MIN:
+        return None
+    grep = shutil.which("grep")
+    if grep is None:
+        return None
+    ascii_text = text.isascii()  # then grep's byte offsets are character offsets
+    args = [grep, "-a", "-n", "-b", "-F"]
+    for needle in needles:
+        args += ["-e", needle]
+    try:
+        proc = subprocess.run(args, input=text.encode("utf-8", "replace"), capture_output=True,
+                              env={**os.environ, "LC_ALL": "C"}, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode not in (0, 1):
+        return None
+    out = proc.stdout.decode("utf-8", "replace")
+    sub_lines: list[str] = []
+    sub_starts: list[int] = []
+    starts: list[int] = []
+    line_no, offset, sub_len = 1, 0, 0
+    for row in out.split("\n"):
+        if not row:
+            continue
+        number, _, rest = row.partition(":")
+        byte_offset, _, line = rest.partition(":")
+        if ascii_text:
+            offset = int(byte_offset)
+        else:
+            target = int(number)
+            while line_no < target:  # walk to the start of line `target` in the original text
+                nxt = text.find("\n", offset)
+                if nxt < 0:
+                    return None
+                offset, line_no = nxt + 1, line_no + 1
+        sub_starts.append(sub_len)
+        starts.append(offset)
+        sub_lines.append(line)
+        sub_len += len(line) + 1
+    return _Index("\n".join(sub_lines), sub_starts, starts)
+
+
 def scan(text: str, signatures: Iterable[Signature]) -> list[Hit]:
-    """Every hit of every pattern (at most MAX_HITS per pattern), in log order."""
+    """Every hit of every pattern (at most MAX_HITS per pattern), in log order.
+
+    Each needle is one linear ``str.find`` pass. On big logs ``grep -F`` first keeps the lines
+    that contain any needle (one C pass for all needles) and the needles are searched there."""
     by_needle: dict[str, list[Pattern]] = {}
     for sig in signatures:
         for pattern in sig.patterns:
             by_needle.setdefault(pattern.needle, []).append(pattern)
-    hits: list[Hit] = []
-    for needle, patterns in by_needle.items():
-        counts = [0] * len(patterns)
-        pos = text.find(needle)
-        tries = 0
-        while pos >= 0 and tries < MAX_TRIES:
-            tries += 1
-            start, end = _line_bounds(text, pos)
-            for i, pattern in enumerate(patterns):
-                if counts[i] >= MAX_HITS:
-                    continue
-                groups = _match_at(pattern, text, pos, start, end)
-                if groups is not None:
-                    counts[i] += 1
-                    hits.append(Hit(pattern, start, end, groups))
-            if all(c >= MAX_HITS for c in counts):
-                break
-            pos = text.find(needle, end + 1)
-    hits.sort(key=lambda h: (h.start, h.pattern.entry_id))
+    index = _grep_index(text, list(by_needle))
+    hits = [h for needle, ps in by_needle.items() for h in _scan_needle(text, needle, ps, index)]
+    hits.sort(key=lambda h: (h.start, h.pattern.entry_id, h.pattern.index))
     return hits
 
 
