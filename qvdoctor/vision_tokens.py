@@ -19,7 +19,6 @@ import math
 import os
 import struct
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from qvdoctor.errors import QvError
@@ -212,19 +211,28 @@ def _f32(x: float) -> float:
     return _F32.unpack(_F32.pack(x))[0]
 
 
-def _round_f32(x: Fraction) -> float:
-    """Round an exact rational to the nearest float32 (half to even), in one rounding."""
-    if x == 0:
+def _round_f32(num: int, shift: int) -> float:
+    """Round the exact value ``num / 2**shift`` to the nearest float32 (half to even), once."""
+    if num == 0:
         return 0.0
-    sign = -1.0 if x < 0 else 1.0
-    x = abs(x)
-    e = x.numerator.bit_length() - x.denominator.bit_length() - 24
-    while x / Fraction(2) ** e >= 2**24:
-        e += 1
-    while x / Fraction(2) ** e < 2**23:
-        e -= 1
-    m = round(x / Fraction(2) ** e)  # Fraction.__round__: half to even
-    return sign * math.ldexp(m, e)
+    sign = -1 if num < 0 else 1
+    num = abs(num)
+    extra = num.bit_length() - 24
+    if extra > 0:
+        q, r = divmod(num, 1 << extra)
+        half = 1 << (extra - 1)
+        if r > half or (r == half and q & 1):
+            q += 1
+        num, shift = q, shift - extra
+    return sign * math.ldexp(num, -shift)
+
+
+def _fma_f32(a: float, b: int, c: float) -> float:
+    """float32(a * b + c) with one rounding (a fused multiply-add); a, c are float32 values."""
+    an, ad = a.as_integer_ratio()
+    cn, cd = c.as_integer_ratio()
+    den = max(ad, cd)  # powers of two
+    return _round_f32(an * b * (den // ad) + cn * (den // cd), den.bit_length() - 1)
 
 
 def linspace_f32(start: float, end: float, steps: int, fused: bool = True) -> list[float]:
@@ -240,17 +248,15 @@ def linspace_f32(start: float, end: float, steps: int, fused: bool = True) -> li
     if steps == 1:
         return [_f32(start)]
     s32, e32 = _f32(start), _f32(end)
-    s, e = Fraction(s32), Fraction(e32)
-    step = Fraction(_f32(_f32(e32 - s32) / _f32(steps - 1)))
+    step = _f32(_f32(e32 - s32) / _f32(steps - 1))
     halfway = steps // 2
     if not fused:
-        st = float(step)
         return [
-            _f32(s32 + _f32(st * i)) if i < halfway else _f32(e32 - _f32(st * (steps - i - 1)))
+            _f32(s32 + _f32(step * i)) if i < halfway else _f32(e32 - _f32(step * (steps - i - 1)))
             for i in range(steps)
         ]
     return [
-        _round_f32(s + step * i) if i < halfway else _round_f32(e - step * (steps - i - 1))
+        _fma_f32(step, i, s32) if i < halfway else _fma_f32(-step, steps - i - 1, e32)
         for i in range(steps)
     ]
 
