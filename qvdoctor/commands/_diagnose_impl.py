@@ -28,10 +28,22 @@ def run(*, facts: Path | None, save_facts: Path | None, log: str | None, model: 
 
         snapshot.libraries = inspect_image(image)
         snapshot.label += f", with the libraries of image {image}"
-    result = diagnose(snapshot)
+    model_info, plan = None, None
+    if model is not None:  # the plan's model facts and checks (qvdoctor plan)
+        from qvdoctor.commands._plan_impl import model_and_plan, plan_names
+
+        model_info, plan = model_and_plan(model, snapshot)
+    result = diagnose(snapshot, model=model_info, extra_names=plan_names(plan) if plan is not None else None)
+    if plan is not None:
+        result.extra["plan"] = plan.to_dict()
     if json_out:
         print(to_json(result.findings, result.facts, **result.extra))
     else:
+        if plan is not None:
+            from qvdoctor.plan.render import print_plan
+
+            print_plan(plan)
+            print()
         print_findings(result.findings, result.facts, verbose=verbose)
     return result.exit_code
 

@@ -56,6 +56,18 @@ def build(model: str, facts_file: Path | None, options: dict[str, Any]) -> tuple
     return facts, info, make_plan(info, facts, settings)
 
 
+def model_and_plan(model: str, facts: Any) -> tuple[Any, Any]:
+    """For ``diagnose --model``: the model facts, and a plan with default settings when the facts
+    show a GPU to plan for (otherwise ``None``: the model's own checks still run)."""
+    from qvdoctor.modelinfo import load_model_info
+    from qvdoctor.plan import PlanSettings, make_plan
+
+    info = load_model_info(model)
+    if not facts.gpus:
+        return info, None
+    return info, make_plan(info, facts, PlanSettings())
+
+
 def plan_names(plan: Any) -> dict[str, Any]:
     """The names checks see for a plan: ``plan``, ``tp``, ``pp``, ``n_gpus``."""
     return {"plan": plan, "tp": plan.tp, "pp": plan.pp, "n_gpus": plan.n_gpus}

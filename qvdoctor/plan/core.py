@@ -374,7 +374,7 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
         conc = max(1, e0["cap"].num_blocks * block // max(per_req, 1))
         mns = max(1, min(mns_default, max(16, 2 ** math.ceil(math.log2(conc)))))
         fit = fit_len(tp, pp, mns, mnbt, kv_bytes, limits, max_pixels)
-        if s.max_model_len is None and mml > fit:
+        if s.max_model_len is None and mml > fit >= 1:
             mml = fit // block * block if fit >= block else fit
     final = evaluate(tp, pp, mml, mns, mnbt, kv_bytes, limits, max_pixels)
     cap: kvmath.KvCapacity = final["cap"]

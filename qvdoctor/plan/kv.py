@@ -66,7 +66,7 @@ def capacity(layout: KvLayout, available_bytes: int, max_model_len: int, behavio
     bpb, bs = layout.bytes_per_block, layout.block_size
     available_bytes = max(0, int(available_bytes))
     num_blocks = available_bytes // bpb
-    per_request = cdiv(max_model_len, bs)
+    per_request = max(1, cdiv(max_model_len, bs))
     concurrency = num_blocks / per_request
     tokens = int(concurrency * max_model_len) if behaviour.capacity_from_concurrency else num_blocks * bs
     check = available_bytes - bpb if behaviour.null_block_reserved else available_bytes

@@ -104,3 +104,12 @@ def test_bad_input_is_one_line_and_exit_3(qvdoctor, tmp_path):
         r = qvdoctor("plan", *args)
         assert r.returncode == 3, (args, r.stdout, r.stderr)
         assert r.stderr.startswith("error: ") and msg in r.stderr and "Traceback" not in r.stderr
+
+
+def test_diagnose_model_runs_the_plan(qvdoctor):
+    r = qvdoctor("diagnose", "--facts", str(MACHINES / "t4.json"), "--model", str(FIXTURES / "qwen2.5-vl-3b-instruct"), "--json")
+    d = r.json()
+    assert d["plan"]["recommended_flags"]["dtype"] == "float16"
+    assert d["plan"]["kv_bytes_per_token"] == 36_864
+    assert any(f["id"] == "bf16-needs-cc80" and f["status"] == "fail" for f in d["findings"])
+    assert any(f["id"] == "attention-heads-tp" for f in d["findings"])  # the plan's checks ran
