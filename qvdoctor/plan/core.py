@@ -335,14 +335,9 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
     if s.tp is not None:
         tp = s.tp
     else:
+        # all the GPUs it was given, at the largest valid TP (more KV cache, fewer idle GPUs)
         cands = [t for t in valid if t * pp <= n] or [1]
         tp = cands[-1]
-        target = s.max_model_len or need_len or 32768
-        for t in cands:
-            e = evaluate(t, pp, min(target, model.max_position_embeddings), mns_default, mnbt_default, kv_bytes, limits, max_pixels)
-            if e["cap"].fits:
-                tp = t
-                break
     if n > 1 and not any(t > 1 and t <= n for t in valid):
         pp_suggestion = n if n <= model.num_hidden_layers else None
         if s.tp is None and s.pp is None and pp_suggestion:
