@@ -428,13 +428,15 @@ def context_numbers(text: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- last error line
 
 _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed")
+_TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _PREFIX = re.compile(
     r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
     r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
     r"(?:\[[\w.]{1,80}:\d{1,6}\]|[\w.]{1,80}:\d{1,6}\])\s?)?"
 )
-_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s*$")
-_FRAME = re.compile(r"\s|File \"|Traceback \(most recent call last\)|During handling of the above|The above exception")
+_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
+                        r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
+_FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
 
 
 def _strip_prefix(line: str) -> tuple[str, str | None]:
@@ -454,9 +456,18 @@ def _error_like(line: str) -> bool:
 def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
     """Offset and text of the last error-looking line whose start is not in ``skip``.
 
-    Found with ``rfind`` from the end of the log, so a clean 100 MB log costs little."""
+    Found with ``rfind`` from the end of the log, so a clean 100 MB log costs little. A bare
+    traceback header counts only when no exception line is found (the log was cut off)."""
+    for markers in (_ERROR_MARKERS, (_TRACEBACK,)):
+        best = _last_of(text, skip, markers)
+        if best is not None:
+            return best
+    return None
+
+
+def _last_of(text: str, skip: set[int], markers: tuple[str, ...]) -> tuple[int, str] | None:
     best: tuple[int, str] | None = None
-    for marker in _ERROR_MARKERS:
+    for marker in markers:
         pos = len(text)
         for _ in range(2000):
             pos = text.rfind(marker, 0, pos)

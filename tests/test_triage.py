@@ -203,6 +203,13 @@ def test_unknown_error_is_reported_honestly():
     assert result.last_error_line == "ZeroDivisionError: division by zero" and result.last_error_line_no == 4
 
 
+def test_cut_off_traceback_is_never_an_all_clear():
+    text = "INFO 01-01 00:00:00 llm_engine.py:1] Initializing an LLM engine (v0.6.3)\nTraceback (most recent call last):\n" \
+           '  File "/app/serve.py", line 12, in <module>\n    llm = LLM(model=MODEL)\n'
+    result = triage_text(text)
+    assert result.unknown and result.exit_code == 1 and result.last_error_line_no == 2
+
+
 def test_empty_and_clean_logs():
     assert triage_text("").exit_code == 0
     clean = triage_text("INFO 01-01 00:00:00 api_server.py:1] Starting vLLM API server on http://0.0.0.0:8000\n")
