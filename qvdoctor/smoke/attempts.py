@@ -32,6 +32,7 @@ class Attempt:
     result: dict[str, Any] = field(default_factory=dict)
     peak_rss_bytes: int = 0
     peak_gpu_bytes: int | None = None
+    gpu_source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,7 +97,7 @@ def run_loop(
             number=number, flags=dict(launch.flags), env=dict(launch.env), ok=outcome.ok,
             seconds=time.monotonic() - t0, log=outcome.log_path, returncode=outcome.returncode,
             error=outcome.error, result=outcome.result, peak_rss_bytes=outcome.peak_rss_bytes,
-            peak_gpu_bytes=outcome.peak_gpu_bytes,
+            peak_gpu_bytes=outcome.peak_gpu_bytes, gpu_source=outcome.gpu_source,
         )
         attempts.append(attempt)
         if outcome.ok:

