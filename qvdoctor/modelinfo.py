@@ -195,6 +195,8 @@ def read_checkpoint_tensors(directory: Path) -> list[TensorInfo] | None:
         weight_map = _read_json(index).get("weight_map") or {}
         shards = sorted(set(weight_map.values()))
         missing = [s for s in shards if not (directory / s).is_file()]
+        if missing and len(missing) == len(shards):
+            return None  # only the JSON files are here (e.g. fetched for planning)
         if missing:
             raise QvError(
                 f"{directory} lists {len(shards)} safetensors shards but {len(missing)} are missing (first: {missing[0]})",
@@ -224,11 +226,34 @@ def resolve_model_dir(model: str) -> Path:
         found = _hf_cache_snapshot(model)
         if found is not None:
             return found
-        raise QvError(
-            f"{model} is not a local directory and is not in the local Hugging Face cache",
-            f"download the small files first: qvdoctor fetch {model} --include '*.json' (or pass the model directory)",
-        )
+        return fetch_small_files(model)
     raise QvError(f"model directory not found: {model}", "pass a directory holding config.json, or a repo id such as Qwen/Qwen2.5-VL-7B-Instruct")
+
+
+def small_files_dir(repo_id: str) -> Path:
+    from qvdoctor.tinymodel import default_cache_root
+
+    return default_cache_root() / "model-configs" / repo_id.replace("/", "--")
+
+
+def fetch_small_files(repo_id: str) -> Path:
+    """Only the JSON files of a hub repo (config, preprocessor, safetensors index), through
+    :mod:`qvdoctor.fetch` (HF_ENDPOINT / mirrors / ModelScope as ``qvdoctor fetch`` picks them).
+    Set ``QVDOCTOR_OFFLINE=1`` to never touch the network."""
+    dest = small_files_dir(repo_id)
+    if (dest / "config.json").is_file():
+        return dest
+    hint = f"download them first: qvdoctor fetch {repo_id} --include '*.json' --local-dir DIR, then --model DIR"
+    if os.environ.get("QVDOCTOR_OFFLINE") == "1":
+        raise QvError(f"{repo_id} is not a local directory nor in the local Hugging Face cache (QVDOCTOR_OFFLINE=1)", hint)
+    try:
+        from qvdoctor.fetch.run import fetch
+    except ImportError:
+        raise QvError(f"{repo_id} is not a local directory nor in the local Hugging Face cache", hint)
+    fetch(repo_id, include=["*.json"], local_dir=dest)
+    if not (dest / "config.json").is_file():
+        raise QvError(f"{repo_id} has no config.json", "is this a model repository?")
+    return dest
 
 
 def _hf_cache_snapshot(repo_id: str) -> Path | None:
@@ -409,7 +434,7 @@ def load_model_info(model: str | Path) -> ModelInfo:
     if tensors is None:
         info.tensors = derived_tensors(info)
         info.weights_source = "derived from config.json"
-        info.notes.append("no safetensors in the directory: tensor sizes derived from config.json (published layout)")
+        info.notes.append("no safetensors shards in the directory: tensor sizes derived from config.json (published layout)")
     else:
         info.tensors = tensors
         info.weights_source = "safetensors headers"
