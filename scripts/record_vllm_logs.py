@@ -67,25 +67,25 @@ SCENARIOS = [
         {}, r"current process has finished its bootstrapping phase", no_guard=True,
     ),
     Scenario(
-        "kv-cache-size-1gib", "VLLM_CPU_KVCACHE_SPACE=1 (1 GiB): KV tokens and max concurrency",
+        "kv-cache-size-1gib", "VLLM_CPU_KVCACHE_SPACE=1 (1 GiB), no kv_cache_memory_bytes: KV tokens "
+        "and max concurrency",
         {"llm": {"kv_cache_memory_bytes": None}},
         r"KV cache size: [\d,]+ tokens, Maximum concurrency for [\d,]+ tokens per request",
         env={"VLLM_CPU_KVCACHE_SPACE": "1"}, expect_ok=True,
     ),
+    Scenario(
+        "kv-cache-env-overrides-pinned", "VLLM_CPU_KVCACHE_SPACE=1 AND kv_cache_memory_bytes=64 MiB: "
+        "on vllm-cpu the environment variable wins (1 GiB is used)",
+        {}, r"KV cache size: 2,097,152 tokens", env={"VLLM_CPU_KVCACHE_SPACE": "1"}, expect_ok=True,
+    ),
 ]
-
-
-def _clean_llm(cfg: dict) -> dict:
-    """Drop ``None`` LLM kwargs (``None`` means: leave vLLM's own default)."""
-    cfg = json.loads(json.dumps(cfg))
-    if "llm" in cfg:
-        cfg["llm"] = {k: v for k, v in cfg["llm"].items() if v is not None}
-    return cfg
 
 
 def command_for(sc: Scenario, workdir: Path) -> tuple[list[str], str]:
     """The argv to run and the same command as a user would type it from the repository root."""
-    cfg = _clean_llm(sc.cfg)
+    cfg = sc.cfg
+    # The runner's default model is the cached tiny model: leave it out of the shown command.
+    shown_cfg = {k: v for k, v in cfg.items() if k != "model"}
     env_prefix = " ".join(f"{k}={v}" for k, v in sc.env.items())
     if sc.no_guard:
         script = workdir / "no_guard.py"
@@ -96,10 +96,12 @@ def command_for(sc: Scenario, workdir: Path) -> tuple[list[str], str]:
             "from vllm_tiny_run import main\n"
             f"main({cfg!r})\n"
         )
-        shown = f"{env_prefix} python no_guard.py  # calls vllm_tiny_run.main({json.dumps(cfg)}) unguarded"
+        shown = (f"{env_prefix} python no_guard.py  # module level: "
+                 f"from vllm_tiny_run import main; main({json.dumps(shown_cfg)})")
         return [sys.executable, str(script)], shown.strip()
     arg = json.dumps(cfg, separators=(",", ":"))
-    shown = f"{env_prefix} .venv/bin/python scripts/vllm_tiny_run.py {shlex.quote(arg)}"
+    shown_arg = json.dumps(shown_cfg, separators=(",", ":"))
+    shown = f"{env_prefix} .venv/bin/python scripts/vllm_tiny_run.py {shlex.quote(shown_arg)}"
     return [sys.executable, str(RUNNER), arg], shown.strip()
 
 
@@ -137,7 +139,7 @@ def run(sc: Scenario, model: str, timeout: float = 900) -> dict:
     entry = {
         "name": sc.name,
         "what": sc.what,
-        "command": shown.replace(model, "$TINY_MODEL"),
+        "command": shown,
         "env": sc.env,
         "exit_code": proc.returncode,
         "succeeded": ok,

@@ -3,7 +3,7 @@
 Used by scripts/record_vllm_logs.py and tests/vllm_support.py. One JSON argument (all keys optional):
 
     {"model": PATH,                 # default: qvdoctor.tinymodel.build_tiny_model()
-     "llm": {...},                  # extra vllm.LLM(...) keyword arguments (override the defaults)
+     "llm": {...},                  # vllm.LLM(...) keyword arguments over the defaults; null drops one
      "videos": 1,                   # videos in the prompt
      "frames": 8, "width": 320, "height": 240, "fps": 2.0,
      "max_tokens": 16}
@@ -80,7 +80,7 @@ def main(cfg: dict) -> None:
         model = str(build_tiny_model())
     from vllm import LLM, SamplingParams
 
-    kwargs = {**default_llm_kwargs(cfg), **cfg.get("llm", {})}
+    kwargs = {k: v for k, v in {**default_llm_kwargs(cfg), **cfg.get("llm", {})}.items() if v is not None}
     llm = LLM(model=model, **kwargs)
     t_ready = time.monotonic()
     n = int(cfg.get("videos", 1))
