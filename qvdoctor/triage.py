@@ -4,7 +4,8 @@ Signatures are the ``[log]`` tables of the check catalogue (``checks/``; schema 
 ``docs/checks.md``). Matching is built to stay linear on 100 MB logs and hostile lines:
 
 * every pattern has a literal ``needle``; the text is scanned with ``str.find`` (C speed), never
-  with a regex over the whole log;
+  with a regex over the whole log; on big logs ``grep -F`` first keeps the lines that contain any
+  needle (one C pass for all of them), with the same result;
 * a pattern's ``regex`` runs only on a bounded window of the line around the needle (at most
   ``BEFORE`` characters before it and ``AFTER`` after it), so a 1 MB line costs no more than a
   short one, and patterns themselves avoid nested quantifiers (a test checks both);
@@ -626,11 +627,13 @@ def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signa
 
     role_of = {m.sig.entry.id: m.role for m in matched}
     hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
-    err = last_error(text, set(hit_role))
+    err = _last_of(text, set(hit_role), _ERROR_MARKERS)
     if err is None:  # only known lines look like errors: show the last one that is not benign
         failing = [h for h in hits if hit_role[h.start] != "benign"]
         if failing:
             err = (failing[-1].start, failing[-1].text)
+    if err is None:
+        err = _last_of(text, set(hit_role), (_TRACEBACK,))
     harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
     unknown = root is None and last_error(text, harmless) is not None
     last_no = _number_lines(text, [err[0]])[err[0]] if err else None
