@@ -1,0 +1,71 @@
+"""What a video file holds: size, frame rate and a frame index built like decord builds it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+from qvdoctor.errors import QvError
+from qvdoctor.video._av import decode_error, open_video, require_av
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Facts about a video stream. ``total_frames`` and ``fps`` follow decord (what qwen-vl-utils
+    reads): one frame per video packet, the stream's average frame rate."""
+
+    path: Path
+    width: int  # coded size; a display-matrix rotation is not applied (decord applies it)
+    height: int
+    fps: float
+    total_frames: int
+    codec: str
+    pix_fmt: str
+    # frame index -> presentation timestamp (sorted); empty when the container gives no pts
+    frame_pts: tuple[int, ...] = field(default=(), repr=False)
+    keyframes: tuple[int, ...] = field(default=(), repr=False)  # frame indices of keyframes
+    time_base: Fraction | None = None
+
+    @property
+    def duration(self) -> float:
+        """Seconds, as ``total_frames / fps``."""
+        return self.total_frames / self.fps if self.fps > 0 else 0.0
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    """Read the container's packets (no decoding) to index frames. Raises :class:`QvError` for a
+    missing, corrupt or unsupported file."""
+    av = require_av()
+    container, stream = open_video(path)
+    try:
+        ctx = stream.codec_context
+        rate = stream.average_rate or stream.guessed_rate
+        fps = float(rate) if rate else 0.0
+        entries: list[tuple[int | None, bool]] = []
+        try:
+            for pkt in container.demux(stream):
+                if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
+                    continue  # PyAV's end-of-stream flush packet
+                entries.append((pkt.pts, bool(pkt.is_keyframe)))
+        except av.error.FFmpegError as exc:
+            if not entries:
+                raise decode_error(path, exc) from exc
+            # a truncated file: keep what could be read, like decord does
+        has_pts = bool(entries) and all(p is not None for p, _ in entries)
+        order = sorted(range(len(entries)), key=lambda i: entries[i][0]) if has_pts else list(range(len(entries)))
+        frame_pts = tuple(entries[i][0] for i in order) if has_pts else ()
+        keyframes = tuple(k for k, i in enumerate(order) if entries[i][1])
+        total = len(entries) or int(stream.frames or 0)
+        width, height = ctx.width, ctx.height
+        if total <= 0 or width <= 0 or height <= 0:
+            raise QvError(f"{Path(path)} has a video stream with no frames", hint="check the file with ffprobe")
+        return VideoInfo(
+            path=Path(path), width=width, height=height, fps=fps, total_frames=total,
+            codec=ctx.name, pix_fmt=ctx.pix_fmt or "", frame_pts=frame_pts,
+            keyframes=keyframes, time_base=stream.time_base,
+        )
+    finally:
+        container.close()
+

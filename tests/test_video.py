@@ -1,0 +1,251 @@
+"""qvdoctor.video against the real qwen-vl-utils 0.0.14 (decord backend) on clips made here."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from qvdoctor.errors import QvError
+
+np = pytest.importorskip("numpy")
+av = pytest.importorskip("av")
+decord = pytest.importorskip("decord")
+torch = pytest.importorskip("torch")
+os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
+qvu = pytest.importorskip("qwen_vl_utils.vision_process")
+
+from qvdoctor.video import decode_frames, load_video, make_test_clip, probe_video  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (file name, seconds, width, height, fps, codec): durations, rates, sizes, containers and codecs.
+CLIPS = [
+    ("smoke_default.mp4", 4.0, 320, 240, 24, "libx264"),
+    ("ntsc.mp4", 2.5, 640, 360, Fraction(30000, 1001), "libx264"),
+    ("portrait.mkv", 7.0, 480, 854, 30, "libx264"),
+    ("hd60.mp4", 1.0, 1280, 720, 60, "libx264"),
+    ("long_low.avi", 12.0, 256, 144, 10, "mpeg4"),
+    ("hevc.mp4", 3.0, 334, 198, 25, "libx265"),
+    ("film.mov", 5.0, 854, 480, Fraction(24000, 1001), "mpeg2video"),
+]
+# qwen-vl-utils video dicts (the keys a user writes next to "video").
+OPTIONS = [
+    {}, {"fps": 1.0}, {"nframes": 6}, {"max_pixels": 360 * 420},
+    {"min_pixels": 64 * 28 * 28, "max_pixels": 128 * 28 * 28}, {"total_pixels": 4 * 128 * 28 * 28},
+    {"video_start": 0.4, "video_end": 2.1}, {"resized_height": 200, "resized_width": 300},
+]
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("clips")
+    made = {}
+    for name, seconds, width, height, fps, codec in CLIPS:
+        made[name] = make_test_clip(root / name, seconds=seconds, width=width, height=height, fps=fps, codec=codec)
+    if shutil.which("ffmpeg"):  # a VP9/WebM clip written by the ffmpeg CLI, as users' files are
+        webm = root / "vp9.webm"
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=15:duration=3",
+                        "-c:v", "libvpx-vp9", "-b:v", "300k", str(webm)], check=True)
+        made["vp9.webm"] = webm
+    return made
+
+
+@pytest.fixture
+def qwen_fetch(monkeypatch):
+    """The real ``fetch_video`` with its decord backend (no silent fallback to torchvision)."""
+    monkeypatch.setattr(qvu, "get_video_reader_backend", lambda: "decord")
+
+    def no_fallback(ele):
+        raise ValueError("decord backend failed")
+
+    monkeypatch.setitem(qvu.VIDEO_READER_BACKENDS, "torchvision", no_fallback)
+
+    def fetch(path: Path, ele: dict):
+        (video, meta), sample_fps = qvu.fetch_video({"video": str(path), **ele}, return_video_metadata=True,
+                                                    return_video_sample_fps=True)
+        return video, meta, sample_fps
+
+    return fetch
+
+
+def test_sampling_identical_to_qwen_vl_utils(clips, qwen_fetch):
+    """Frame count, indices, resized shape and sample fps equal qwen-vl-utils' for every clip and
+    option; pixel values within its torchvision resize's rounding."""
+    compared = 0
+    worst = {"differ": 0.0, "mean": 0.0, "max": 0}
+    for name, path in clips.items():
+        for ele in OPTIONS:
+            try:
+                video, meta, sample_fps = qwen_fetch(path, ele)
+            except (ValueError, AssertionError):
+                with pytest.raises(QvError):
+                    load_video(path, **ele)
+                continue
+            ours = load_video(path, **ele)
+            theirs = video.permute(0, 2, 3, 1).numpy()
+            label = f"{name} {ele}"
+            assert ours.frames.shape == theirs.shape, label
+            assert ours.frames.dtype == np.uint8
+            assert ours.tokens.indices == meta["frames_indices"], label
+            assert ours.metadata["frames_indices"] == meta["frames_indices"]
+            assert ours.metadata["total_num_frames"] == meta["total_num_frames"]
+            assert ours.metadata["fps"] == meta["fps"]
+            assert ours.tokens.sample_fps == sample_fps
+            vr = decord.VideoReader(str(path))
+            if "video_start" not in ele:
+                assert ours.tokens.nframes == qvu.smart_nframes(ele, total_frames=len(vr), video_fps=vr.get_avg_fps())
+            diff = np.abs(ours.frames.astype(np.int16) - theirs.astype(np.int16))
+            worst = {"differ": max(worst["differ"], float((diff > 0).mean())),
+                     "mean": max(worst["mean"], float(diff.mean())), "max": max(worst["max"], int(diff.max()))}
+            assert (diff > 0).mean() < 0.1 and diff.mean() < 0.1 and diff.max() <= 32, (label, (diff > 0).mean(), diff.mean())
+            compared += 1
+    assert compared >= 45
+    print(f"compared {compared} clip/option pairs; worst pixel agreement vs torchvision: {worst}")
+
+
+def test_swscale_resize_same_shapes_close_values(clips, qwen_fetch):
+    path = clips["smoke_default.mp4"]
+    video, meta, _ = qwen_fetch(path, {"max_pixels": 360 * 420})
+    fast = load_video(path, max_pixels=360 * 420, resize="swscale")
+    theirs = video.permute(0, 2, 3, 1).numpy()
+    assert fast.frames.shape == theirs.shape
+    assert np.abs(fast.frames.astype(np.int16) - theirs.astype(np.int16)).mean() < 8
+
+
+@pytest.mark.parametrize("name", ["smoke_default.mp4", "ntsc.mp4", "portrait.mkv", "long_low.avi", "hevc.mp4", "film.mov"])
+def test_decoded_frames_bit_identical_to_decord(clips, name):
+    """Before resizing, our RGB frames are decord's, bit for bit, with and without skipping.
+    MPEG-4 part 2 is the exception: its IDCT is not bit-exact between FFmpeg releases (decord
+    bundles FFmpeg 4, PyAV FFmpeg 8), so a few values differ by a level or two there."""
+    path = clips[name]
+    info = probe_video(path)
+    vr = decord.VideoReader(str(path))
+    assert (info.total_frames, info.fps) == (len(vr), vr.get_avg_fps())
+    indices = sorted({0, 1, 5, info.total_frames // 3, info.total_frames // 2 + 1, info.total_frames - 1})
+    expected = vr.get_batch(indices).asnumpy()
+    for skip in (True, False):
+        frames, stats = decode_frames(info, indices, resize="none", skip_nonref=skip)
+        if info.codec == "mpeg4":
+            diff = np.abs(frames.astype(np.int16) - expected.astype(np.int16))
+            assert diff.max() <= 4 and diff.mean() < 0.01, (name, skip, diff.max(), diff.mean())
+        else:
+            assert np.array_equal(frames, expected), (name, skip)
+
+
+def test_skips_frames_nobody_needs(clips):
+    """H.264 with B-frames: sampled frames decode identically while unreferenced ones are skipped."""
+    info = probe_video(clips["portrait.mkv"])
+    indices = list(range(0, info.total_frames, 15))
+    skipped, stats = decode_frames(info, indices, resize="none")
+    full, full_stats = decode_frames(info, indices, resize="none", skip_nonref=False)
+    assert stats["skip_nonref"] and not full_stats["skip_nonref"]
+    assert stats["frames_decoded"] < 0.8 * full_stats["frames_decoded"]
+    assert full_stats["frames_decoded"] == indices[-1] + 1  # stops after the last sampled frame
+    assert np.array_equal(skipped, full)
+
+
+def test_starts_at_keyframe_before_first_frame(clips):
+    info = probe_video(clips["long_low.avi"])
+    late = [info.total_frames - 3, info.total_frames - 1]
+    frames, stats = decode_frames(info, late, resize="none")
+    vr = decord.VideoReader(str(clips["long_low.avi"]))
+    assert np.array_equal(frames, vr.get_batch(late).asnumpy())
+    assert stats["frames_decoded"] < info.total_frames
+
+
+def test_metadata_is_what_vllm_builds_for_qwen2_5_vl(clips):
+    """vLLM's Qwen2.5-VL processor turns the dict (minus do_sample_frames) into transformers'
+    VideoMetadata; its sampled fps is qwen-vl-utils' sample fps."""
+    from transformers.video_utils import VideoMetadata
+
+    sampled = load_video(clips["smoke_default.mp4"])
+    frames, meta = sampled.as_vllm_input()
+    assert frames.shape == (8, 280, 392, 3) and meta["do_sample_frames"] is False
+    vm = VideoMetadata(**{k: v for k, v in meta.items() if k != "do_sample_frames"})
+    assert vm.sampled_fps == pytest.approx(2.0)
+    assert vm.total_num_frames == 96 and vm.fps == 24.0 and vm.duration == 4.0
+    assert sampled.tokens.tokens == 4 * 10 * 14 == 560
+
+
+def test_synthetic_clip_is_what_it_says(tmp_path):
+    path = make_test_clip(tmp_path / "sub" / "clip.mp4")
+    assert [p.name for p in path.parent.iterdir()] == ["clip.mp4"]  # no partial file left behind
+    vr = decord.VideoReader(str(path))
+    assert (len(vr), vr.get_avg_fps(), vr[0].shape) == (96, 24.0, (240, 320, 3))
+    info = probe_video(path)
+    assert (info.width, info.height, info.codec, info.duration) == (320, 240, "h264", 4.0)
+
+
+# -- one clear line for bad files ------------------------------------------------------------------
+def _audio_only(path: Path) -> Path:
+    with av.open(str(path), "w", format="wav") as out:
+        stream = out.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 8000), dtype=np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def _truncated(src: Path, dest: Path, keep: float, faststart: bool) -> Path:
+    full = dest.with_suffix(".full.mp4")
+    if faststart:
+        with av.open(str(src)) as inp, av.open(str(full), "w", options={"movflags": "faststart"}) as out:
+            s_in = inp.streams.video[0]
+            s_out = out.add_stream_from_template(s_in)
+            for pkt in inp.demux(s_in):
+                if pkt.dts is None:
+                    continue
+                pkt.stream = s_out
+                out.mux(pkt)
+    else:
+        shutil.copy(src, full)
+    data = full.read_bytes()
+    dest.write_bytes(data[: int(len(data) * keep)])
+    return dest
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("missing", "video file not found"),
+    ("directory", "is a directory"),
+    ("empty", "video file is empty"),
+    ("garbage", "not a video file"),
+    ("text", "not a video file, or the file is corrupt"),
+    ("audio_only", "has no video stream"),
+    ("truncated_moov_at_end", "not a video file, or the file is corrupt"),
+    ("truncated_faststart", "truncated or corrupt"),
+])
+def test_bad_files_give_one_clear_line(tmp_path, clips, case, expected):
+    path = tmp_path / "bad.mp4"
+    if case == "directory":
+        path.mkdir()
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "garbage":
+        path.write_bytes(os.urandom(50_000))
+    elif case == "text":
+        path.write_text("this is not a video\n" * 100)
+    elif case == "audio_only":
+        path = _audio_only(tmp_path / "sound.wav")
+    elif case == "truncated_moov_at_end":
+        _truncated(clips["portrait.mkv"].with_name("smoke_default.mp4"), path, 0.6, faststart=False)
+    elif case == "truncated_faststart":
+        _truncated(clips["smoke_default.mp4"], path, 0.5, faststart=True)
+    with pytest.raises(QvError) as err:
+        load_video(path)
+    assert expected in err.value.message
+    assert "\n" not in err.value.message and err.value.hint
+
+
+def test_importing_video_package_stays_light():
+    code = ("import sys, qvdoctor, qvdoctor.video, qvdoctor.vision_tokens; "
+            "heavy = [m for m in ('av', 'numpy', 'torch', 'PIL') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.stdout.strip() == "[]"
