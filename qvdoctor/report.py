@@ -64,7 +64,7 @@ def print_findings(findings: list[Finding], facts: Facts | None = None, console:
     for family, group in by_area.items():
         console.print(f"[bold]{AREAS.get(family, family)}[/]")
         for f in group:
-            role = f" [dim]({f.role})[/]" if f.role and f.role != "root" else ""
+            role = f" [dim]({'not a problem' if f.role == 'benign' else f.role})[/]" if f.role and f.role != "root" else ""
             console.print(f"  {MARKS[f.status]} {_esc(f.title)}{role}  [dim]{f.id}[/]")
             if f.status in ("fail", "warn") or verbose:
                 for e in f.evidence:
