@@ -132,6 +132,9 @@ def main() -> None:
     ap.add_argument("--cap-mb", type=float, default=10.0)
     ap.add_argument("--work", default="/tmp/qvdoctor-bench-fetch")
     ap.add_argument("--skip-hf-capped", action="store_true", help="hf download at the cap takes ~2 min per GB x4")
+    ap.add_argument("--modes", default="uncapped,capped")
+    ap.add_argument("--tools", default="qvdoctor,aria2c,hf download")
+    ap.add_argument("--no-resume", action="store_true")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -143,19 +146,23 @@ def main() -> None:
         total = sum(f["size"] for f in files)
         d = work / "out"
         results: dict[str, dict[str, float]] = {}
+        killed_at = resumed = None
         for mode, rate in (("uncapped", 0), ("capped", args.cap_mb * 1e6)):
+            if mode not in args.modes.split(","):
+                continue
             emu.faults(rate=rate)
-            for tool in ("qvdoctor", "aria2c", "hf download"):
+            for tool in args.tools.split(","):
                 if tool == "hf download" and mode == "capped" and args.skip_hf_capped:
                     continue
                 el = run_tool(tool, emu.hub, d, files, home)
                 results.setdefault(mode, {})[tool] = el
                 print(f"{mode:9s} {tool:12s} {el:7.2f} s  {total / el / 1e6:7.1f} MB/s", flush=True)
-        emu.faults(rate=args.cap_mb * 1e6)
-        killed_at, resumed = resume_after_kill(emu, d, files, home, total)
-        chunk = 8 << 20
-        print(f"resume: killed at {killed_at:.1%} of the bytes; the resumed run pulled {resumed:.1%} "
-              f"(budget 51% + one chunk = {0.51 + chunk / total:.1%})", flush=True)
+        if not args.no_resume:
+            emu.faults(rate=args.cap_mb * 1e6)
+            killed_at, resumed = resume_after_kill(emu, d, files, home, total)
+            chunk = 8 << 20
+            print(f"resume: killed at {killed_at:.1%} of the bytes; the resumed run pulled {resumed:.1%} "
+                  f"(budget 51% + one chunk = {0.51 + chunk / total:.1%})", flush=True)
         shutil.rmtree(d, ignore_errors=True)
     finally:
         emu.stop()
@@ -165,11 +172,12 @@ def main() -> None:
     print("| mode | qvdoctor fetch | aria2c -x 8 -s 8 | hf download | qvdoctor vs aria2c | qvdoctor vs hf download |")
     print("|---|---|---|---|---|---|")
     for mode, r in results.items():
-        q, a, h = r["qvdoctor"], r["aria2c"], r.get("hf download")
+        q, a, h = r.get("qvdoctor", float("nan")), r.get("aria2c", float("nan")), r.get("hf download")
         hs = f"{h:.1f} s" if h else "skipped"
         hr = f"{h / q:.2f}x" if h else "-"
         print(f"| {mode} | {q:.1f} s | {a:.1f} s | {hs} | {a / q:.2f}x | {hr} |")
-    print(f"| resume after kill -9 at {killed_at:.0%} | second run pulled {resumed:.1%} of the repo | | | | |")
+    if resumed is not None:
+        print(f"| resume after kill -9 at {killed_at:.0%} | second run pulled {resumed:.1%} of the repo | | | | |")
 
 
 if __name__ == "__main__":

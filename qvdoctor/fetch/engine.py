@@ -145,8 +145,9 @@ class Engine:
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> list[FileJob]:
-        nworkers = max(1, min(self.s.connections * self.s.max_files, 64, sum(
-            max(1, min(self.s.connections, -(-j.file.size // self.s.chunk_size))) for j in self.waiting)))
+        per_file = [max(1, min(self.s.connections, len(self.layout(j.file.size)))) for j in self.waiting]
+        # Enough workers for max_files large files at full width, plus a few for small files.
+        nworkers = max(1, min(self.s.connections * self.s.max_files + 8, 72, sum(per_file)))
         threads = [threading.Thread(target=self._worker, name=f"fetch-{i}", daemon=True) for i in range(nworkers)]
         for t in threads:
             t.start()
@@ -172,10 +173,10 @@ class Engine:
         """Called with the lock held: set up chunks from the journal."""
         f = job.file
         expect = f.sha256 or f.git_oid or ""
-        cs = self.chunk_for(f.size)
-        job.part = PartFile(self.partial_dir, f.path, f.size, expect, cs)
+        layout = self.layout(f.size)
+        job.part = PartFile(self.partial_dir, f.path, f.size, expect, layout)
         done = job.part.open()
-        job.chunks = [Chunk(i, a, min(a + cs, f.size)) for i, a in enumerate(range(0, f.size, cs))]
+        job.chunks = [Chunk(i, a, b) for i, (a, b) in enumerate(layout)]
         resumed = 0
         for c in job.chunks:
             c.done = min(done.get(c.idx, 0), c.end - c.start)
@@ -196,6 +197,20 @@ class Engine:
         journal stays valid whatever --connections the next run uses."""
         top = self.s.chunk_size
         return max(min(top, 1 << 20), min(top, -(-size // 8)))
+
+    def layout(self, size: int) -> list[tuple[int, int]]:
+        """Chunk boundaries: ``chunk_for`` sized, except the last 8 chunks' worth, which is cut
+        eight times finer so the connections of a file finish together (no long tail). A
+        function of the size only, so a journal stays valid across runs."""
+        cs = self.chunk_for(size)
+        if size <= 16 * cs:
+            return [(a, min(a + cs, size)) for a in range(0, size, cs)]
+        fine = max(1, cs // 8)
+        tail_start = max(0, size - 8 * cs)
+        tail_start -= tail_start % cs
+        out = [(a, min(a + cs, tail_start)) for a in range(0, tail_start, cs)]
+        out += [(a, min(a + fine, size)) for a in range(tail_start, size, fine)]
+        return out
 
     def _take(self, job: FileJob, now: float) -> Chunk | None:
         if job.state != "running" or job.active >= (1 if job.no_range else self.s.connections):

@@ -36,12 +36,14 @@ def disk_full(path: Path | str, exc: OSError) -> QvError:
 
 
 class PartFile:
-    def __init__(self, partial_dir: Path, path: str, size: int, expect: str, chunk_size: int):
+    def __init__(self, partial_dir: Path, path: str, size: int, expect: str, layout: list[tuple[int, int]]):
         self.dir = partial_dir
         self.key = part_key(path, size, expect)
         self.part = partial_dir / f"{self.key}.part"
         self.journal = partial_dir / f"{self.key}.journal"
-        self.header = {"path": path, "size": size, "expect": expect, "chunk_size": chunk_size}
+        self.starts = [a for a, _ in layout]
+        sig = hashlib.sha256(",".join(f"{a}-{b}" for a, b in layout).encode()).hexdigest()[:16]
+        self.header = {"path": path, "size": size, "expect": expect, "layout": sig}
         self.fd: int | None = None
         self.jfd: int | None = None
 
@@ -77,9 +79,8 @@ class PartFile:
                 continue
             done[idx] = max(done.get(idx, 0), n)
         psize = self.part.stat().st_size
-        cs = self.header["chunk_size"]
         # Never trust a claim beyond what the part file holds.
-        return {i: n for i, n in done.items() if n > 0 and i * cs + n <= psize}
+        return {i: n for i, n in done.items() if n > 0 and i < len(self.starts) and self.starts[i] + n <= psize}
 
     def write_at(self, offset: int, data: memoryview) -> None:
         assert self.fd is not None

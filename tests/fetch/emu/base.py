@@ -105,6 +105,9 @@ class EmuServer(ThreadingHTTPServer):
         self.shutdown()
         self.server_close()
 
+    def handle_error(self, request, client_address) -> None:
+        """Clients hang up mid-body all the time here (kills, aborted ranges): not an error."""
+
     def count(self, n: int) -> None:
         with self.stats_lock:
             self.body_bytes += n
