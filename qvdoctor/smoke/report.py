@@ -119,6 +119,9 @@ def render_text(report: SmokeReport) -> str:
     label = "serve with" if report.serve_command_verified else "serve with (planned, not run on vLLM here)"
     lines.append(f"  {label}:")
     lines.append(f"    {report.serve_command}")
+    for note in report.plan_notes:
+        if "'vllm' command" in note:
+            lines.append(f"    note: {note}")
     for what, path in report.emitted.items():
         lines.append(f"  wrote {what}: {path}")
     return "\n".join(lines)

