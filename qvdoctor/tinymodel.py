@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 #: Bump when anything below changes the produced files; a cached model with another recipe is rebuilt.
-RECIPE_VERSION = "1"
+RECIPE_VERSION = "2"
 MODEL_NAME = "tiny-random-qwen2.5-vl"
 STAMP_FILE = ".qvdoctor-tiny-model.json"
 SEED = 0
@@ -78,7 +78,8 @@ QWEN25_VL_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-#: preprocessor_config.json as published for Qwen/Qwen2.5-VL-7B-Instruct (same for 3B/32B/72B).
+#: preprocessor_config.json as published for Qwen/Qwen2.5-VL-7B-Instruct (same for 3B/32B/72B; the
+#: first revision named the image processor "Qwen2_5_VLImageProcessor", the current one this).
 #: The published repos ship no video_preprocessor_config.json: transformers' Qwen2-VL video
 #: processor then falls back to these (image) limits, and so does vLLM. We keep that on purpose.
 QWEN25_VL_PREPROCESSOR_CONFIG: dict = {
@@ -162,8 +163,8 @@ def tiny_config() -> dict:
 
 
 def generation_config() -> dict:
-    """generation_config.json of Qwen/Qwen2.5-VL-7B-Instruct (as published, written from reference),
-    with the token ids mapped to the tiny vocabulary."""
+    """generation_config.json of Qwen/Qwen2.5-VL-7B-Instruct (written from a verbatim public copy of
+    the published file), with the token ids mapped to the tiny vocabulary."""
     eot, im_end = token_id("<|endoftext|>"), token_id("<|im_end|>")
     return {
         "bos_token_id": eot,
@@ -171,7 +172,9 @@ def generation_config() -> dict:
         "do_sample": True,
         "eos_token_id": [im_end, eot],
         "repetition_penalty": 1.05,
-        "temperature": 1e-06,
+        "temperature": 0.1,
+        "top_p": 0.001,
+        "top_k": 1,
     }
 
 

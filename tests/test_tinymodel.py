@@ -41,6 +41,9 @@ def test_layout_and_config_match_a_published_qwen25_vl_repo(built):
     pre = json.loads((built / "preprocessor_config.json").read_text())
     assert (pre["min_pixels"], pre["max_pixels"], pre["patch_size"], pre["merge_size"],
             pre["temporal_patch_size"]) == (3136, 12845056, 14, 2, 2)
+    gen = json.loads((built / "generation_config.json").read_text())
+    assert gen["eos_token_id"] == [cfg["eos_token_id"], cfg["bos_token_id"]]  # <|im_end|>, <|endoftext|>
+    assert gen["repetition_penalty"] == 1.05
 
 
 def test_weights_use_published_tensor_names(built):
