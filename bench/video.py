@@ -65,7 +65,7 @@ def run_ours(clip: Path, ele: dict, resize: str):
     from qvdoctor.video import load_video
 
     sampled = load_video(clip, resize=resize, **ele)
-    return sampled.tokens.indices, sampled.frames.shape
+    return sampled.tokens.indices, sampled.frames
 
 
 def run_qwen(clip: Path, ele: dict):
@@ -74,8 +74,7 @@ def run_qwen(clip: Path, ele: dict):
     qvu.get_video_reader_backend.cache_clear()
     (video, meta), _ = qvu.fetch_video({"video": str(clip), **ele}, return_video_metadata=True,
                                        return_video_sample_fps=True)
-    t, c, h, w = video.shape
-    return list(meta["frames_indices"]), (t, h, w, c)
+    return list(meta["frames_indices"]), video.permute(0, 2, 3, 1).numpy()
 
 
 def run_ffmpeg(clip: Path):
@@ -112,13 +111,21 @@ def main(argv: list[str] | None = None) -> int:
     times: dict[str, list[tuple[float, float]]] = {"qwen-vl-utils (decord)": []}
     times.update({f"qvdoctor.video ({m})": [] for m in modes})
     checks = []
+    pixels: dict[str, dict[str, float]] = {}
     for _ in range(args.repeat):  # interleaved, so machine noise hits every contender alike
-        (q_idx, q_shape), wall, cpu = timed(lambda: run_qwen(clip, ele))
+        (q_idx, q_frames), wall, cpu = timed(lambda: run_qwen(clip, ele))
         times["qwen-vl-utils (decord)"].append((wall, cpu))
         for m in modes:
-            (o_idx, o_shape), wall, cpu = timed(lambda m=m: run_ours(clip, ele, m))
+            (o_idx, o_frames), wall, cpu = timed(lambda m=m: run_ours(clip, ele, m))
             times[f"qvdoctor.video ({m})"].append((wall, cpu))
-            checks.append(o_idx == q_idx and tuple(o_shape) == tuple(q_shape))
+            checks.append(o_idx == q_idx and o_frames.shape == q_frames.shape)
+            if o_frames.shape == q_frames.shape:
+                diff = abs(o_frames.astype("int16") - q_frames.astype("int16"))
+                pixels[m] = {"values_differing": float((diff > 0).mean()), "mean_abs": float(diff.mean()),
+                             "max_abs": int(diff.max())}
+            del o_frames
+        q_shape = q_frames.shape
+        del q_frames
     ffmpeg = None
     if shutil.which("ffmpeg"):
         rc, wall, _ = run_ffmpeg(clip)
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "clip": str(clip), "options": ele, "frames": len(q_idx), "shape": list(q_shape), "repeat": args.repeat,
         "same_indices_and_shapes": all(checks), "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-        "results": stats, "ffmpeg_decode_all_wall": ffmpeg and ffmpeg["wall"],
+        "results": stats, "pixels_vs_qwen_vl_utils": pixels, "ffmpeg_decode_all_wall": ffmpeg and ffmpeg["wall"],
         "speedup": {name: {"wall_best": base["wall_best"] / s["wall_best"],
                            "wall_median": base["wall_median"] / s["wall_median"],
                            "cpu_median": base["cpu_median"] / s["cpu_median"]}
@@ -146,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:28s} {s['wall_best']:9.2f}s {s['wall_median']:9.2f}s {s['cpu_median']:9.2f}s")
     if ffmpeg:
         print(f"{'ffmpeg -f null (all frames)':28s} {ffmpeg['wall']:9.2f}s")
+    for m, d in pixels.items():
+        print(f"pixels ({m}) vs qwen-vl-utils' torchvision resize: {d['values_differing']:.2%} of values differ, "
+              f"mean |diff| {d['mean_abs']:.3f}, max {d['max_abs']}")
     for name, r in report["speedup"].items():
         print(f"speed-up of {name} over qwen-vl-utils: {r['wall_best']:.1f}x (best wall), "
               f"{r['wall_median']:.1f}x (median wall), {r['cpu_median']:.1f}x (median CPU)")
