@@ -13,6 +13,8 @@ if dh="$(bash scripts/start-dockerd.sh)"; then
 else
   die "the local Docker engine could not be started (see above)"
 fi
+# A hang guard (pytest-timeout), not a speed assertion: no single test may run 15 minutes.
+export PYTEST_TIMEOUT="${PYTEST_TIMEOUT:-900}"
 set +e
 "$VPY" -m pytest -q "$@"
 rc=$?
