@@ -63,7 +63,11 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture
 def qwen_fetch(monkeypatch):
     """The real ``fetch_video`` with its decord backend (no silent fallback to torchvision)."""
-    monkeypatch.setattr(qvu, "get_video_reader_backend", lambda: "decord")
+    return _qwen_fetch(monkeypatch, "decord")
+
+
+def _qwen_fetch(monkeypatch, backend: str):
+    monkeypatch.setattr(qvu, "get_video_reader_backend", lambda: backend)
 
     def no_fallback(ele):
         raise ValueError("decord backend failed")
@@ -111,6 +115,32 @@ def test_sampling_identical_to_qwen_vl_utils(clips, qwen_fetch):
             compared += 1
     assert compared >= 45
     print(f"compared {compared} clip/option pairs; worst pixel agreement vs torchvision: {worst}")
+
+
+def test_sampling_identical_to_qwen_vl_utils_torchcodec_backend(clips, monkeypatch):
+    """qwen-vl-utils prefers torchcodec when it is installed (vLLM installs it). Its frame rate is
+    frames / scanned duration, which differs from decord's for the WebM clip (15.005 vs 15 fps →
+    4 frames instead of 6); ``reader="torchcodec"`` follows it."""
+    pytest.importorskip("torchcodec")
+    fetch = _qwen_fetch(monkeypatch, "torchcodec")
+    compared = 0
+    for name, path in clips.items():
+        for ele in OPTIONS:
+            try:
+                video, meta, sample_fps = fetch(path, ele)
+            except (ValueError, AssertionError, RuntimeError):
+                with pytest.raises(QvError):
+                    load_video(path, reader="torchcodec", **ele)
+                continue
+            ours = load_video(path, reader="torchcodec", **ele)
+            theirs = video.permute(0, 2, 3, 1).numpy()
+            label = f"{name} {ele}"
+            assert ours.frames.shape == theirs.shape, label
+            assert ours.tokens.indices == meta["frames_indices"], label
+            assert ours.metadata["fps"] == meta["fps"] and ours.tokens.sample_fps == sample_fps, label
+            assert np.abs(ours.frames.astype(np.int16) - theirs.astype(np.int16)).mean() < 0.5, label
+            compared += 1
+    assert compared >= 50
 
 
 def test_swscale_resize_same_shapes_close_values(clips, qwen_fetch):

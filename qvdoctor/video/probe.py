@@ -27,6 +27,17 @@ class VideoInfo:
     frame_pts: tuple[int, ...] = field(default=(), repr=False)
     keyframes: tuple[int, ...] = field(default=(), repr=False)  # frame indices of keyframes
     time_base: Fraction | None = None
+    # frames / (last pts + duration - first pts): the frame rate torchcodec reports after its scan
+    content_fps: float = 0.0
+
+    def reader_fps(self, reader: str = "decord") -> float:
+        """The frame rate qwen-vl-utils sees through its ``decord`` (stream average frame rate) or
+        ``torchcodec`` (frames / scanned duration) reader; they differ for some WebM/MKV files."""
+        if reader == "decord":
+            return self.fps
+        if reader == "torchcodec":
+            return self.content_fps or self.fps
+        raise QvError(f"unknown reader {reader!r}", hint="use 'decord' or 'torchcodec'")
 
     @property
     def duration(self) -> float:
@@ -44,11 +55,13 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         rate = stream.average_rate or stream.guessed_rate
         fps = float(rate) if rate else 0.0
         entries: list[tuple[int | None, bool]] = []
+        durations: list[int] = []
         try:
             for pkt in container.demux(stream):
                 if pkt.size == 0 and pkt.pts is None and pkt.dts is None:
                     continue  # PyAV's end-of-stream flush packet
                 entries.append((pkt.pts, bool(pkt.is_keyframe)))
+                durations.append(pkt.duration or 0)
         except av.error.FFmpegError as exc:
             if not entries:
                 raise decode_error(path, exc) from exc
@@ -61,10 +74,16 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         width, height = ctx.width, ctx.height
         if total <= 0 or width <= 0 or height <= 0:
             raise QvError(f"{Path(path)} has a video stream with no frames", hint="check the file with ffprobe")
+        content_fps = 0.0
+        if has_pts and stream.time_base:
+            seconds = stream.time_base.numerator / stream.time_base.denominator  # like av_q2d
+            begin = min(p for p, _ in entries) * seconds
+            end = max(p + d for (p, _), d in zip(entries, durations)) * seconds
+            content_fps = len(entries) / (end - begin) if end > begin else 0.0
         return VideoInfo(
             path=Path(path), width=width, height=height, fps=fps, total_frames=total,
             codec=ctx.name, pix_fmt=ctx.pix_fmt or "", frame_pts=frame_pts,
-            keyframes=keyframes, time_base=stream.time_base,
+            keyframes=keyframes, time_base=stream.time_base, content_fps=content_fps,
         )
     finally:
         container.close()

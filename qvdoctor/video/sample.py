@@ -40,15 +40,16 @@ class SampledVideo:
         }
 
 
-def vllm_metadata(info: VideoInfo, tokens: VideoTokens) -> dict[str, Any]:
+def vllm_metadata(info: VideoInfo, tokens: VideoTokens, fps: float | None = None) -> dict[str, Any]:
     """Metadata in the shape vLLM's own loaders produce (``vllm/multimodal/video.py``): Qwen2.5-VL
     drops ``do_sample_frames`` and builds transformers' ``VideoMetadata`` from the other keys.
     ``total_num_frames`` and ``frames_indices`` follow qwen-vl-utils (count of the trimmed clip,
     absolute indices), so ``len(frames_indices) / total_num_frames × fps`` is its ``sample_fps``."""
+    fps = info.fps if fps is None else fps
     return {
         "total_num_frames": tokens.total_frames,
-        "fps": info.fps,
-        "duration": tokens.total_frames / info.fps if info.fps > 0 else 0.0,
+        "fps": fps,
+        "duration": tokens.total_frames / fps if fps > 0 else 0.0,
         "video_backend": VIDEO_BACKEND,
         "frames_indices": list(tokens.indices),
         "do_sample_frames": False,
@@ -71,16 +72,19 @@ def load_video(
     video_end: float | None = None,
     resize: str = "pil",
     threads: int = 0,
+    reader: str = "decord",
 ) -> SampledVideo:
     """Decode and sample ``path`` like ``qwen_vl_utils.fetch_video({"video": path, ...})`` with
     its decord backend: same frame count and indices, same resized shape, pixel values within
     rounding of its torchvision resize (``resize="pil"``). The keyword arguments are the keys of
-    qwen-vl-utils' video dict. Raises :class:`~qvdoctor.errors.QvError` for a missing, corrupt or
-    unsupported file."""
+    qwen-vl-utils' video dict. ``reader="torchcodec"`` takes the frame rate the way qwen-vl-utils'
+    torchcodec backend (its default when torchcodec is installed) reads it. Raises
+    :class:`~qvdoctor.errors.QvError` for a missing, corrupt or unsupported file."""
     start = time.perf_counter()
     info = probe_video(path)
+    video_fps = info.reader_fps(reader)
     tokens = qwen_vl_utils_video(
-        width=info.width, height=info.height, video_fps=info.fps, total_frames=info.total_frames,
+        width=info.width, height=info.height, video_fps=video_fps, total_frames=info.total_frames,
         fps=fps, nframes=nframes, min_frames=min_frames, max_frames=max_frames,
         min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels,
         resized_height=resized_height, resized_width=resized_width,
@@ -90,6 +94,6 @@ def load_video(
         info, tokens.indices, (tokens.resized_height, tokens.resized_width), resize=resize, threads=threads
     )
     return SampledVideo(
-        frames=frames, metadata=vllm_metadata(info, tokens), tokens=tokens, info=info,
+        frames=frames, metadata=vllm_metadata(info, tokens, video_fps), tokens=tokens, info=info,
         seconds=time.perf_counter() - start, frames_decoded=stats["frames_decoded"],
     )
