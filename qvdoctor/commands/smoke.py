@@ -42,6 +42,9 @@ def smoke(
     from qvdoctor.errors import EXIT_FAIL, EXIT_OK
     from qvdoctor.smoke import SmokeOptions, run_smoke
     from qvdoctor.smoke.report import render_text
+    from qvdoctor.smoke.run import default_workdir
+
+    workdir = workdir or str(default_workdir())
 
     def on_event(kind: str, data: dict) -> None:
         if kind == "attempt-start":
@@ -72,6 +75,9 @@ def smoke(
             on_event=on_event,
             on_line=on_line if verbose else None,
         )
+    except KeyboardInterrupt:  # the engine's process group is already stopped when this arrives
+        print(f"error: interrupted; the engine was stopped (logs kept in {workdir})", file=sys.stderr)
+        raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
     if as_json:
