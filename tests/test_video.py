@@ -24,7 +24,8 @@ from qvdoctor.video import decode_frames, load_video, make_test_clip, probe_vide
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (file name, seconds, width, height, fps, codec): durations, rates, sizes, containers and codecs.
+# (file name, seconds, width, height, fps, codec[, rotation]): durations, rates, sizes, containers,
+# codecs, and phone-style display rotations (decord rotates frames; so do we).
 CLIPS = [
     ("smoke_default.mp4", 4.0, 320, 240, 24, "libx264"),
     ("ntsc.mp4", 2.5, 640, 360, Fraction(30000, 1001), "libx264"),
@@ -33,6 +34,8 @@ CLIPS = [
     ("long_low.avi", 12.0, 256, 144, 10, "mpeg4"),
     ("hevc.mp4", 3.0, 334, 198, 25, "libx265"),
     ("film.mov", 5.0, 854, 480, Fraction(24000, 1001), "mpeg2video"),
+    ("phone_rot90.mp4", 3.0, 640, 360, 30, "libx264", 90),
+    ("phone_rot270.mov", 2.0, 320, 240, 25, "libx264", 270),
 ]
 # qwen-vl-utils video dicts (the keys a user writes next to "video").
 OPTIONS = [
@@ -46,8 +49,9 @@ OPTIONS = [
 def clips(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("clips")
     made = {}
-    for name, seconds, width, height, fps, codec in CLIPS:
-        made[name] = make_test_clip(root / name, seconds=seconds, width=width, height=height, fps=fps, codec=codec)
+    for name, seconds, width, height, fps, codec, *rotation in CLIPS:
+        made[name] = make_test_clip(root / name, seconds=seconds, width=width, height=height, fps=fps, codec=codec,
+                                    rotation=rotation[0] if rotation else 0)
     if shutil.which("ffmpeg"):  # a VP9/WebM clip written by the ffmpeg CLI, as users' files are
         webm = root / "vp9.webm"
         subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=426x240:rate=15:duration=3",
@@ -143,8 +147,9 @@ def test_sampling_identical_to_qwen_vl_utils_torchcodec_backend(clips, monkeypat
     assert compared >= 50
 
 
-def test_swscale_resize_same_shapes_close_values(clips, qwen_fetch):
-    path = clips["smoke_default.mp4"]
+@pytest.mark.parametrize("name", ["smoke_default.mp4", "phone_rot90.mp4"])
+def test_swscale_resize_same_shapes_close_values(clips, qwen_fetch, name):
+    path = clips[name]
     video, meta, _ = qwen_fetch(path, {"max_pixels": 360 * 420})
     fast = load_video(path, max_pixels=360 * 420, resize="swscale")
     theirs = video.permute(0, 2, 3, 1).numpy()
@@ -152,7 +157,16 @@ def test_swscale_resize_same_shapes_close_values(clips, qwen_fetch):
     assert np.abs(fast.frames.astype(np.int16) - theirs.astype(np.int16)).mean() < 8
 
 
-@pytest.mark.parametrize("name", ["smoke_default.mp4", "ntsc.mp4", "portrait.mkv", "long_low.avi", "hevc.mp4", "film.mov"])
+def test_rotated_clip_is_sampled_upright(clips):
+    """A 640×360 clip flagged as rotated 90° is a 360×640 portrait video for decord and for us."""
+    info = probe_video(clips["phone_rot90.mp4"])
+    assert (info.rotation, info.width, info.height) == (90, 360, 640)
+    sampled = load_video(clips["phone_rot90.mp4"])
+    assert sampled.frames.shape[1:3] == (644, 364)  # smart_resize(640, 360) for the portrait frame
+
+
+@pytest.mark.parametrize("name", ["smoke_default.mp4", "ntsc.mp4", "portrait.mkv", "long_low.avi", "hevc.mp4", "film.mov",
+                                  "phone_rot90.mp4", "phone_rot270.mov"])
 def test_decoded_frames_bit_identical_to_decord(clips, name):
     """Before resizing, our RGB frames are decord's, bit for bit, with and without skipping.
     MPEG-4 part 2 is the exception: its IDCT is not bit-exact between FFmpeg releases (decord

@@ -109,7 +109,8 @@ def _decode_into(info: VideoInfo, positions: dict[int, list[int]], out, size: tu
                             idx = counter
                         if idx in remaining:
                             remaining.discard(idx)
-                            jobs.append(pool.submit(_convert, frame, out, positions[idx], size, resize))
+                            jobs.append(pool.submit(_convert, frame, out, positions[idx], size, resize,
+                                                    info.quarter_turns))
                     if not remaining:
                         break
             except av.error.FFmpegError as exc:
@@ -123,12 +124,18 @@ def _decode_into(info: VideoInfo, positions: dict[int, list[int]], out, size: tu
     return {"frames_decoded": decoded, "skip_nonref": use_skip, "missing": sorted(remaining)}
 
 
-def _convert(frame, out, positions: list[int], size: tuple[int, int], resize: str) -> None:
+def _convert(frame, out, positions: list[int], size: tuple[int, int], resize: str, turns: int) -> None:
+    import numpy as np
+
     height, width = size
-    if resize == "swscale" and (frame.height, frame.width) != (height, width):
-        arr = frame.reformat(width=width, height=height, format="rgb24", interpolation="BICUBIC").to_ndarray()
+    coded = (height, width) if turns % 2 == 0 else (width, height)  # target size before rotating
+    if resize == "swscale" and (frame.height, frame.width) != coded:
+        arr = frame.reformat(width=coded[1], height=coded[0], format="rgb24", interpolation="BICUBIC").to_ndarray()
+        arr = np.rot90(arr, turns) if turns else arr
     else:
         arr = frame.to_ndarray(format="rgb24")
+        if turns:  # decord rotates with FFmpeg's transpose filter before scaling: same pixels
+            arr = np.ascontiguousarray(np.rot90(arr, turns))
         if arr.shape[:2] != (height, width):
             arr = _pil_resize(arr, height, width)
     for pos in positions:

@@ -17,7 +17,7 @@ class VideoInfo:
     reads): one frame per video packet, the stream's average frame rate."""
 
     path: Path
-    width: int  # coded size; a display-matrix rotation is not applied (decord applies it)
+    width: int  # as displayed: after the container's rotation, which decord applies too
     height: int
     fps: float
     total_frames: int
@@ -29,6 +29,12 @@ class VideoInfo:
     time_base: Fraction | None = None
     # frames / (last pts + duration - first pts): the frame rate torchcodec reports after its scan
     content_fps: float = 0.0
+    rotation: int = 0  # clockwise degrees (0, 90, 180, 270) of the display matrix, applied to frames
+
+    @property
+    def quarter_turns(self) -> int:
+        """``k`` of ``np.rot90(frame, k)`` (counter-clockwise) that applies :attr:`rotation`."""
+        return (4 - self.rotation // 90) % 4
 
     def reader_fps(self, reader: str = "decord") -> float:
         """The frame rate qwen-vl-utils sees through its ``decord`` (stream average frame rate) or
@@ -72,6 +78,9 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         keyframes = tuple(k for k, i in enumerate(order) if entries[i][1])
         total = len(entries) or int(stream.frames or 0)
         width, height = ctx.width, ctx.height
+        rotation = _first_frame_rotation(container, stream)
+        if rotation in (90, 270):
+            width, height = height, width
         if total <= 0 or width <= 0 or height <= 0:
             raise QvError(f"{Path(path)} has a video stream with no frames", hint="check the file with ffprobe")
         content_fps = 0.0
@@ -83,8 +92,23 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(
             path=Path(path), width=width, height=height, fps=fps, total_frames=total,
             codec=ctx.name, pix_fmt=ctx.pix_fmt or "", frame_pts=frame_pts,
-            keyframes=keyframes, time_base=stream.time_base, content_fps=content_fps,
+            keyframes=keyframes, time_base=stream.time_base, content_fps=content_fps, rotation=rotation,
         )
     finally:
         container.close()
 
+
+
+def _first_frame_rotation(container, stream) -> int:
+    """Clockwise rotation of the display matrix, as decord reads it (``-av_display_rotation_get``),
+    rounded to a quarter turn. PyAV exposes the matrix on decoded frames only, so one frame is
+    decoded. 0 when nothing can be decoded here (decoding reports the real error later)."""
+    av = require_av()
+    try:
+        container.seek(0, stream=stream, backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            ccw = getattr(frame, "rotation", 0) or 0
+            return (-int(round(ccw / 90.0)) % 4) * 90
+    except av.error.FFmpegError:
+        return 0
+    return 0

@@ -22,11 +22,13 @@ def make_test_clip(
     fps: int | Fraction = 24,
     codec: str = "libx264",
     pattern: str = "testsrc2",
+    rotation: int = 0,
 ) -> Path:
     """Write a ``seconds``-long ``width × height`` clip at ``fps`` to ``path`` (H.264 by default;
     MPEG-4 part 2 when the FFmpeg build has no libx264). The container follows the suffix (.mp4,
     .mkv, .webm, .avi, .mov). Written under a temporary name and renamed, so a half-written clip
-    never appears at ``path``."""
+    never appears at ``path``. ``rotation`` (clockwise degrees) writes a display matrix, as phones
+    do for portrait video."""
     av = require_av()
     if seconds <= 0 or width < 2 or height < 2 or fps <= 0:
         raise QvError(f"cannot make a {seconds} s {width}x{height} clip at {fps} fps", hint="use positive sizes")
@@ -48,6 +50,8 @@ def make_test_clip(
         with av.open(str(tmp), mode="w", format=container_format) as out:
             stream = out.add_stream(codec, rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            if rotation % 360:
+                stream.set_display_rotation(-rotation % 360)  # PyAV takes counter-clockwise degrees
             while True:
                 try:
                     frame = graph.pull()
