@@ -231,8 +231,50 @@ def stream_chat(base: str, body: dict[str, Any], timeout: float, log: LineSink) 
         "ttft_s": (first - t0) if first is not None else None,
         "decode_tokens_per_s": decode,
         "generate_s": time.perf_counter() - t0,
-        "timing_source": "client-side stream timestamps (includes HTTP and video upload)",
+        "timing_source": "client-side stream timestamps (include HTTP and the server's video decode)",
     }
+
+
+SERVER_METRICS = {
+    "vllm:time_to_first_token_seconds_sum": "ttft_s",
+    "vllm:request_decode_time_seconds_sum": "decode_s",
+    "vllm:generation_tokens_total": "generated_tokens",
+}
+
+
+def server_metrics(base: str) -> dict[str, float]:
+    """The server's own request timings from its Prometheus ``/metrics`` (sums over the one
+    request smoke sent); empty when the endpoint is unavailable."""
+    try:
+        with urllib.request.urlopen(base + "/metrics", timeout=10) as resp:  # noqa: S310 - loopback only
+            text = resp.read().decode("utf-8", "replace")
+    except (urllib.error.URLError, OSError):
+        return {}
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in SERVER_METRICS:
+            try:
+                found[SERVER_METRICS[name]] = found.get(SERVER_METRICS[name], 0.0) + float(line.rsplit(" ", 1)[1])
+            except ValueError:
+                continue
+    return found
+
+
+def _use_server_timing(result: dict[str, Any], metrics: dict[str, float]) -> None:
+    """Prefer the engine's timestamps: streamed chunks can arrive in bursts, which makes a
+    client-side decode rate meaningless on a fast small model."""
+    result["ttft_client_s"] = result.get("ttft_s")
+    if metrics.get("ttft_s"):
+        result["ttft_s"] = metrics["ttft_s"]
+        result["timing_source"] = "vllm server metrics (/metrics)"
+    generated = int(metrics.get("generated_tokens") or result.get("generated_tokens") or 0)
+    if metrics.get("decode_s") and generated > 1:
+        result["decode_tokens_per_s"] = (generated - 1) / metrics["decode_s"]
+    elif metrics:
+        result["decode_tokens_per_s"] = None
 
 
 def run_serve(inp: SmokeInput, launch: Launch, attempt_dir: Path, on_line: LineSink | None = None) -> Outcome:
@@ -269,6 +311,7 @@ def run_serve(inp: SmokeInput, launch: Launch, attempt_dir: Path, on_line: LineS
             note(f"[qvdoctor] server ready; sending a chat request with {inp.num_videos} video(s)")
             try:
                 result = stream_chat(base, chat_request(inp, served), max(30.0, deadline - time.monotonic()), note)
+                _use_server_timing(result, server_metrics(base))
             except (RuntimeError, OSError, ValueError) as exc:
                 error = str(exc) or type(exc).__name__
                 time.sleep(1.0)  # let the server flush the traceback of a failed request into the log

@@ -61,6 +61,7 @@ def metrics_of(attempt: Attempt | None, frames: int, frame_hw: tuple[int, int], 
         "frame_height": frame_hw[0],
         "frame_width": frame_hw[1],
         "visual_tokens": r.get("visual_tokens"),
+        "visual_tokens_source": "counted in the prompt token ids" if r.get("visual_tokens") is not None else None,
         "peak_memory_bytes": peak,
         "peak_memory_source": source,
         "engine_load_s": _round(r.get("load_s"), 2),
@@ -68,7 +69,7 @@ def metrics_of(attempt: Attempt | None, frames: int, frame_hw: tuple[int, int], 
         "device": device,
         "answer": r.get("text"),
     }
-    for key in ("torch_peak_allocated_bytes", "gpu_name", "dtype"):
+    for key in ("torch_peak_allocated_bytes", "gpu_name", "dtype", "ttft_client_s"):
         if key in r:
             out[key] = r[key]
     return out
