@@ -117,7 +117,12 @@ def render_text(report: SmokeReport) -> str:
         lines.append("  result: no attempt succeeded")
         if report.explanation:
             lines.append(f"    why: {report.explanation}")
-    label = "serve with" if report.serve_command_verified else "serve with (planned, not run on vLLM here)"
+    if not report.ok:
+        label = "last flags tried (they did not work)"
+    elif report.serve_command_verified:
+        label = "serve with"
+    else:
+        label = "serve with (planned, not run on vLLM here)"
     lines.append(f"  {label}:")
     lines.append(f"    {report.serve_command}")
     for note in report.plan_notes:
