@@ -17,6 +17,7 @@ swscale pass (faster, values further away). ``"none"`` keeps the decoded size.
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -91,7 +92,7 @@ def _decode_into(info: VideoInfo, positions: dict[int, list[int]], out, size: tu
         skipping = False
         counter = -1
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            jobs = []
+            jobs: deque = deque()
             try:
                 for pkt in container.demux(stream):
                     if use_skip:
@@ -111,6 +112,8 @@ def _decode_into(info: VideoInfo, positions: dict[int, list[int]], out, size: tu
                             remaining.discard(idx)
                             jobs.append(pool.submit(_convert, frame, out, positions[idx], size, resize,
                                                     info.quarter_turns))
+                            while len(jobs) > 4 * workers:  # bound the decoded frames held in memory
+                                jobs.popleft().result()
                     if not remaining:
                         break
             except av.error.FFmpegError as exc:
