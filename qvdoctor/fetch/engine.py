@@ -53,6 +53,8 @@ class Settings:
         s.stall_timeout = _env_float("QVDOCTOR_FETCH_STALL_TIMEOUT", s.stall_timeout)
         s.backoff = _env_float("QVDOCTOR_FETCH_BACKOFF", s.backoff)
         s.max_files = int(_env_float("QVDOCTOR_FETCH_MAX_FILES", s.max_files))
+        s.max_errors = int(_env_float("QVDOCTOR_FETCH_MAX_ERRORS", s.max_errors))
+        s.max_hash_failures = int(_env_float("QVDOCTOR_FETCH_MAX_HASH_FAILURES", s.max_hash_failures))
         return s
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fetch.conftest import CONTENTS, REPO_ID, assert_tree_matches, cli, run_cli
+from fetch.conftest import CONTENTS, REPO_ID, assert_tree_matches, cli, run_cli, sha256
 from fetch.emu.hf import HubServer
 from fetch.emu.repo import build_repo
 
@@ -162,3 +162,18 @@ def test_disk_full_mid_download(hub, tiny_repo, tmp_path, capsys):
         assert code == 0, err  # the same command finishes once space is back
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_source_that_always_corrupts_gives_up_with_nothing_under_the_final_name(hub, tiny_repo, tmp_path, capsys, monkeypatch):
+    """Persistent corruption ends in exit 2 and a clear error after the retry budget, never a bad file."""
+    monkeypatch.setenv("QVDOCTOR_FETCH_BACKOFF", "0.001")
+    hub.faults.update(corrupt_p=1.0)
+    try:
+        code, out, err = cli(capsys, "fetch", REPO_ID, "--source", "hf", "--local-dir", str(tmp_path / "m"))
+    finally:
+        hub.faults.update(corrupt_p=0.0)
+    assert code == 2
+    assert "Traceback" not in err
+    for path, f in tiny_repo.files.items():
+        final = tmp_path / "m" / path
+        assert not final.exists() or sha256(final) == f.sha256, path
