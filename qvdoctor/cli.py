@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         _say_error(exc.format_message().splitlines()[0], f"run '{cmd} --help' for usage")
         sys.exit(EXIT_ERROR)
     except typer.Exit as exc:
+        if exc.exit_code == 130:  # typer turns Ctrl-C into Exit(130)
+            _say_error("interrupted")
         sys.exit(exc.exit_code)
     except typer.Abort:
         _say_error("interrupted")
