@@ -52,7 +52,8 @@ class VideoInfo:
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
-    """Read the container's packets (no decoding) to index frames. Raises :class:`QvError` for a
+    """Index frames from the container's packets (only the first frame is decoded, for the
+    rotation). Raises :class:`QvError` for a
     missing, corrupt or unsupported file."""
     av = require_av()
     container, stream = open_video(path)
