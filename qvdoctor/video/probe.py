@@ -53,8 +53,7 @@ class VideoInfo:
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
     """Index frames from the container's packets (only the first frame is decoded, for the
-    rotation). Raises :class:`QvError` for a
-    missing, corrupt or unsupported file."""
+    rotation). Raises :class:`QvError` for a missing, corrupt or unsupported file."""
     av = require_av()
     container, stream = open_video(path)
     try:
