@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
         local_dir: Optional[str] = typer.Option(None, "--local-dir", help="target directory (default: ./<name>)"),
         include: List[str] = typer.Option([], "--include", help="glob of files to fetch (repeatable)"),
         exclude: List[str] = typer.Option([], "--exclude", help="glob of files to skip (repeatable)"),
-        connections: Optional[int] = typer.Option(None, "--connections", help="connections per large file (default 8)"),
+        connections: Optional[int] = typer.Option(None, "--connections", help="connections per large file (default: 8, widened to 10 on throttled links)"),
         dry_run: bool = typer.Option(False, "--dry-run", help="list what would be fetched, transfer nothing"),
         json_out: bool = typer.Option(False, "--json", help="emit JSON-lines events on stdout"),
     ) -> None:

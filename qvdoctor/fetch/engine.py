@@ -35,7 +35,8 @@ def _env_float(name: str, default: float) -> float:
 
 @dataclass
 class Settings:
-    connections: int = 8  # per file
+    connections: int = 8  # per large file at the start
+    max_connections: int = 10  # widened to this when the link, not this machine, is the limit (hfd.sh's bound)
     max_files: int = 4  # large files transferred at once (workers = connections x max_files)
     chunk_size: int = 8 << 20
     stall_timeout: float = 20.0  # seconds without a byte on a connection
@@ -47,8 +48,8 @@ class Settings:
     @classmethod
     def from_env(cls, connections: int | None = None) -> "Settings":
         s = cls()
-        if connections:
-            s.connections = connections
+        if connections:  # an explicit --connections is used as given, never widened
+            s.connections = s.max_connections = connections
         s.chunk_size = int(_env_float("QVDOCTOR_FETCH_CHUNK_BYTES", s.chunk_size))
         s.stall_timeout = _env_float("QVDOCTOR_FETCH_STALL_TIMEOUT", s.stall_timeout)
         s.backoff = _env_float("QVDOCTOR_FETCH_BACKOFF", s.backoff)
@@ -143,13 +144,17 @@ class Engine:
         self.open: list[FileJob] = []
         self.finished: list[FileJob] = []
         self.fatal: BaseException | None = None
-        self.window = settings.connections + 4
+        self.window = settings.max_connections + 4
+        self.width = settings.connections  # connections per file now; see _widen
+        self.started = time.monotonic()
+        self.cpu_started = time.process_time()
+        self.bytes_in = 0
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> list[FileJob]:
-        per_file = [max(1, min(self.s.connections, len(self.layout(j.file.size)))) for j in self.waiting]
+        per_file = [max(1, min(self.s.max_connections, len(self.layout(j.file.size)))) for j in self.waiting]
         # Enough workers for max_files large files at full width, plus a few for small files.
-        nworkers = max(1, min(self.s.connections * self.s.max_files + 8, 72, sum(per_file)))
+        nworkers = max(1, min(self.s.max_connections * self.s.max_files + 8, 72, sum(per_file)))
         threads = [threading.Thread(target=self._worker, name=f"fetch-{i}", daemon=True) for i in range(nworkers)]
         for t in threads:
             t.start()
@@ -214,8 +219,23 @@ class Engine:
         out += [(a, min(a + fine, size)) for a in range(tail_start, size, fine)]
         return out
 
+    def _widen(self, now: float) -> None:
+        """Throttled links (hf-mirror caps each connection) gain from more connections; a busy
+        machine does not. After a second of transfer, widen to ``max_connections`` when each
+        connection moves under 50 MB/s while this process uses under half the CPUs. Called with
+        the lock held."""
+        elapsed = now - self.started
+        if self.width >= self.s.max_connections or elapsed < 1.0:
+            return
+        active = sum(j.active for j in self.open)
+        per_connection = self.bytes_in / elapsed / max(active, 1)
+        cpu_share = (time.process_time() - self.cpu_started) / elapsed / (os.cpu_count() or 1)
+        if per_connection < 50e6 and cpu_share < 0.5:
+            self.width = self.s.max_connections
+
     def _take(self, job: FileJob, now: float) -> Chunk | None:
-        if job.state != "running" or job.active >= (1 if job.no_range else self.s.connections):
+        self._widen(now)
+        if job.state != "running" or job.active >= (1 if job.no_range else self.width):
             return None
         limit = job.cursor + self.window
         for c in job.chunks[job.cursor:limit]:
@@ -384,6 +404,7 @@ class Engine:
                 with self.cond:
                     job.transferred += n
                     job.errors_in_row = 0
+                    self.bytes_in += n
                 self.reporter.advance(job.file.path, n)
         except TransferError:
             resp.release(False)

@@ -170,3 +170,22 @@ def test_two_concurrent_fetches_into_one_directory(hub, tiny_repo, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], outs
     assert_tree_matches(tmp_path, tiny_repo)
     assert run_cli("verify", str(tmp_path)).returncode == 0
+
+
+@pytest.mark.parametrize("connections, widest", [(None, 10), ("6", 6)])
+def test_throttled_connections_widen_to_ten_unless_fixed(tmp_path, capsys, monkeypatch, connections, widest):
+    """hf-mirror caps each connection: after a second at 8 connections that each move little while
+    the CPU idles, qvdoctor opens up to 10 per file (hfd.sh's bound); an explicit --connections is kept."""
+    repo = build_repo("Qwen/Throttled", {"model.safetensors": 12 << 20, "config.json": b"{}"})
+    server = HubServer([repo]).start()
+    try:
+        server.faults.update(rate=1_000_000)  # bytes/s per connection
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("QVDOCTOR_FETCH_CHUNK_BYTES", str(256 * 1024))
+        args = ["fetch", "Qwen/Throttled", "--source", "hf", "--local-dir", str(tmp_path / "m")]
+        code, _, err = cli(capsys, *args, *(["--connections", connections] if connections else []))
+        assert code == 0, err
+        # a finished stream may still be closing on the server when its successor starts: +1 at most
+        assert widest <= server.cdn.max_streams <= widest + 1
+    finally:
+        server.stop()

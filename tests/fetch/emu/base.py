@@ -112,6 +112,12 @@ class EmuServer(ThreadingHTTPServer):
         with self.stats_lock:
             self.body_bytes += n
 
+    def streaming(self, delta: int) -> None:
+        """Track bodies being sent at once (``max_streams`` is the peak)."""
+        with self.stats_lock:
+            self.streams = getattr(self, "streams", 0) + delta
+            self.max_streams = max(getattr(self, "max_streams", 0), self.streams)
+
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -236,6 +242,7 @@ class EmuHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
             return
         fh = open(blob, "rb") if isinstance(blob, Path) else None
+        self.server.streaming(+1)
         try:
             t0 = time.monotonic()
             sent = 0
@@ -265,5 +272,6 @@ class EmuHandler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
         finally:
+            self.server.streaming(-1)
             if fh is not None:
                 fh.close()
