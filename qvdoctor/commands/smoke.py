@@ -39,7 +39,14 @@ def smoke(
     import signal
     import sys
 
-    from qvdoctor.errors import EXIT_FAIL, EXIT_OK
+    import importlib.util
+
+    from qvdoctor.errors import EXIT_FAIL, EXIT_OK, QvError
+
+    missing = [m for m in ("numpy", "av", "PIL") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise QvError(f"qvdoctor smoke decodes video with PyAV and numpy; missing: {', '.join(missing)}",
+                      "pip install 'qvdoctor[video]' (or: pip install av numpy pillow)")
     from qvdoctor.smoke import SmokeOptions, run_smoke
     from qvdoctor.smoke.report import render_text
     from qvdoctor.smoke.run import default_workdir
