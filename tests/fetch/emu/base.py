@@ -156,6 +156,22 @@ class EmuHandler(BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(n) if n else b""
 
+    # Every emulator routes GET and HEAD through ``route``; POST is only for its admin API unless
+    # a handler (git's LFS batch) overrides it.
+    def do_GET(self):  # noqa: N802
+        self.route()
+
+    def do_HEAD(self):  # noqa: N802
+        self.route()
+
+    def do_POST(self):  # noqa: N802
+        if not self.admin():
+            self.read_body()
+            self.send_plain(404, "not emulated")
+
+    def route(self) -> None:
+        raise NotImplementedError
+
     def admin(self) -> bool:
         """``/_emu/faults`` (GET/POST JSON) and ``/_emu/stats``: control from another process."""
         if not self.path.startswith("/_emu/"):

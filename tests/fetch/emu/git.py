@@ -56,12 +56,6 @@ def make_bare_repo(root: Path, repo: EmuRepo, symlinks: dict[str, str] | None = 
 class GitHandler(EmuHandler):
     server: "GitServer"
 
-    def do_GET(self):  # noqa: N802
-        self.route()
-
-    def do_HEAD(self):  # noqa: N802
-        self.route()
-
     def do_POST(self):  # noqa: N802
         self.route()
 

@@ -15,17 +15,6 @@ from .repo import EmuFile, EmuRepo
 class HubHandler(EmuHandler):
     server: "HubServer"
 
-    def do_GET(self):  # noqa: N802
-        self.route()
-
-    def do_HEAD(self):  # noqa: N802
-        self.route()
-
-    def do_POST(self):  # noqa: N802
-        if not self.admin():
-            self.read_body()
-            self.send_plain(404, "not emulated")
-
     # -- routing ---------------------------------------------------------------------------
     def route(self) -> None:
         if self.admin():
@@ -178,16 +167,6 @@ class HubHandler(EmuHandler):
 
 class CdnHandler(EmuHandler):
     server: "CdnServer"
-
-    def do_GET(self):  # noqa: N802
-        self.route()
-
-    def do_HEAD(self):  # noqa: N802
-        self.route()
-
-    def do_POST(self):  # noqa: N802
-        if not self.admin():
-            self.send_plain(404, "not emulated")
 
     def route(self) -> None:
         if self.admin():

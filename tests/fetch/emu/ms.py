@@ -17,17 +17,6 @@ def _envelope(data, code: int = 200, message: str = "success") -> dict:
 class MsHandler(EmuHandler):
     server: "MsServer"
 
-    def do_GET(self):  # noqa: N802
-        self.route()
-
-    def do_HEAD(self):  # noqa: N802
-        self.route()
-
-    def do_POST(self):  # noqa: N802
-        if not self.admin():
-            self.read_body()
-            self.send_plain(404, "not emulated")
-
     def route(self) -> None:
         if self.admin():
             return
