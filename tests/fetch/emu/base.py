@@ -130,10 +130,9 @@ class EmuHandler(BaseHTTPRequestHandler):
         pass
 
     # -- helpers ---------------------------------------------------------------------------
-    def send_json(self, status: int, obj, headers: dict | None = None) -> None:
-        body = json.dumps(obj).encode()
+    def send_body(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -141,16 +140,11 @@ class EmuHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def send_json(self, status: int, obj, headers: dict | None = None) -> None:
+        self.send_body(status, json.dumps(obj).encode(), "application/json; charset=utf-8", headers)
+
     def send_plain(self, status: int, text: str = "", headers: dict | None = None) -> None:
-        body = text.encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        self.send_body(status, text.encode(), "text/plain; charset=utf-8", headers)
 
     def read_body(self) -> bytes:
         n = int(self.headers.get("Content-Length") or 0)

@@ -62,14 +62,20 @@ class HubHandler(EmuHandler):
                            {"X-Error-Code": "RevisionNotFound", "X-Error-Message": f"Invalid rev id: {rev}"})
         return commit
 
-    # -- API -------------------------------------------------------------------------------
-    def model_info(self, repo_id: str, rev: str | None, query: dict) -> None:
+    def _repo_at(self, repo_id: str, rev: str) -> tuple[EmuRepo, str] | None:
+        """The repo and the commit ``rev`` names, or None after answering the hub's error."""
         repo = self._repo(repo_id)
         if repo is None:
+            return None
+        commit = self._commit(repo, rev)
+        return None if commit is None else (repo, commit)
+
+    # -- API -------------------------------------------------------------------------------
+    def model_info(self, repo_id: str, rev: str | None, query: dict) -> None:
+        found = self._repo_at(repo_id, rev or "main")
+        if found is None:
             return
-        commit = self._commit(repo, rev or "main")
-        if commit is None:
-            return
+        repo, commit = found
         blobs = query.get("blobs", ["false"])[0].lower() == "true"
         siblings = []
         for f in repo.files.values():
@@ -88,12 +94,10 @@ class HubHandler(EmuHandler):
         })
 
     def tree(self, repo_id: str, rev: str, prefix: str, query: dict) -> None:
-        repo = self._repo(repo_id)
-        if repo is None:
+        found = self._repo_at(repo_id, rev)
+        if found is None:
             return
-        commit = self._commit(repo, rev)
-        if commit is None:
-            return
+        repo, commit = found
         recursive = query.get("recursive", ["false"])[0].lower() == "true"
         key = (repo_id, commit, prefix, recursive, len(repo.files), len(repo.hostile))
         entries = self.server.tree_cache.get(key)
@@ -133,12 +137,10 @@ class HubHandler(EmuHandler):
 
     # -- files -----------------------------------------------------------------------------
     def resolve(self, repo_id: str, rev: str, path: str, cache_hop: bool = False) -> None:
-        repo = self._repo(repo_id)
-        if repo is None:
+        found = self._repo_at(repo_id, rev)
+        if found is None:
             return
-        commit = self._commit(repo, rev)
-        if commit is None:
-            return
+        repo, commit = found
         base = {"X-Repo-Commit": commit}
         if not self._authorized(repo):
             msg = f"Access to model {repo_id} is restricted. You must have access to it and be authenticated to access it. Please log in."
