@@ -70,13 +70,13 @@ def load_video(
     resized_width: int | None = None,
     video_start: float | None = None,
     video_end: float | None = None,
-    resize: str = "pil",
+    resize: str = "swscale",
     threads: int = 0,
     reader: str = "decord",
 ) -> SampledVideo:
     """Decode and sample ``path`` like ``qwen_vl_utils.fetch_video({"video": path, ...})`` with
     its decord backend: same frame count and indices, same resized shape, pixel values within
-    rounding of its torchvision resize (``resize="pil"``). The keyword arguments are the keys of
+    rounding of its torchvision resize (``resize="swscale"`` or ``"pil"``). The keyword arguments are the keys of
     qwen-vl-utils' video dict. ``reader="torchcodec"`` takes the frame rate the way qwen-vl-utils'
     torchcodec backend (its default when torchcodec is installed) reads it. Raises
     :class:`~qvdoctor.errors.QvError` for a missing, corrupt or unsupported file."""
