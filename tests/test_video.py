@@ -21,6 +21,7 @@ os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 qvu = pytest.importorskip("qwen_vl_utils.vision_process")
 
 from qvdoctor.video import decode_frames, load_video, make_test_clip, probe_video  # noqa: E402
+from qvdoctor.video.decode import MAX_DECODERS  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -221,7 +222,7 @@ def test_keyframe_intervals_decode_in_parallel_with_the_same_pixels(clips, name)
     assert len(info.keyframes) >= 5
     indices = sorted({*range(0, info.total_frames, 4), *(k - 1 for k in info.keyframes if k), info.total_frames - 1})
     frames, stats = decode_frames(info, indices, resize="none")
-    assert stats["tasks"] == len(info.keyframes) and stats["workers"] == min(stats["tasks"], os.cpu_count() or 2)
+    assert stats["tasks"] == len(info.keyframes) and stats["workers"] == min(stats["tasks"], os.cpu_count() or 2, MAX_DECODERS)
     with av.open(str(clips[name])) as container:  # every frame, in order, from the start
         by_pts = {f.pts: f.to_ndarray(format="rgb24") for f in container.decode(video=0)}
     in_order = np.stack([by_pts[info.frame_pts[i]] for i in indices])

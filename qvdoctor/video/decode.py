@@ -32,7 +32,9 @@ from qvdoctor.errors import QvError
 from qvdoctor.video._av import decode_error, open_video, require_av
 from qvdoctor.video.probe import VideoInfo
 
-RESIZE_MODES = ("pil", "swscale", "none")
+RESIZE_MODES = ("swscale", "pil", "none")
+# Parallel decoders at most: each holds its own reference frames (up to ~200 MB for 4K HEVC).
+MAX_DECODERS = 8
 # Decoders that honour skip_frame=NONREF per packet (frame threading copies it per packet).
 _NONREF_CODECS = frozenset({"h264", "hevc", "mpeg2video", "mpeg1video"})
 
@@ -49,7 +51,8 @@ def decode_frames(
     """Frames ``indices`` of ``info.path`` as a ``(T, H, W, 3)`` uint8 array, resized to
     ``size = (height, width)`` when given. Returns ``(frames, stats)``; ``stats`` counts the
     frames the decoder produced and the keyframe intervals (tasks) decoded in parallel.
-    ``threads`` is the decoder threads per task (0: FFmpeg's choice for one task, else 1)."""
+    ``threads`` is the threads of each decoder (0: FFmpeg's choice when one task, else the CPUs
+    shared among the decoders, at most :data:`MAX_DECODERS` of them)."""
     import numpy as np
 
     if resize not in RESIZE_MODES:
@@ -111,7 +114,9 @@ def _decode_into(info: VideoInfo, positions: dict[int, list[int]], out, size: tu
     pts_index = {pts: i for i, pts in enumerate(info.frame_pts)} if info.frame_pts else None
     tasks = _plan_tasks(info, positions, indexed=pts_index is not None and parallel)
     cpus = os.cpu_count() or 2
-    workers = min(len(tasks), cpus)
+    workers = min(len(tasks), cpus, MAX_DECODERS)
+    per_decoder = threads or (max(1, cpus // workers) if workers > 1 else 0)  # 0: FFmpeg's choice
+    max_pending = max(2, 4 * cpus // workers)  # decoded frames waiting for conversion, per decoder
     queue = deque(tasks)
     counts = {"decoded": 0}
     errors: list[Exception] = []
@@ -122,7 +127,7 @@ def _decode_into(info: VideoInfo, positions: dict[int, list[int]], out, size: tu
         container, stream = open_video(info.path)
         try:
             stream.thread_type = "AUTO"
-            stream.codec_context.thread_count = threads or (1 if workers > 1 else 0)
+            stream.codec_context.thread_count = per_decoder
             fresh = True
             while True:
                 try:
@@ -135,7 +140,7 @@ def _decode_into(info: VideoInfo, positions: dict[int, list[int]], out, size: tu
                 left, decoded, error = _decode_task(av, container, stream, task, start, pts_index, use_skip,
                                                     lambda frame, idx: convert_pool.submit(
                                                         _convert, frame, out, positions[idx], size, resize,
-                                                        info.quarter_turns), 4 * cpus)
+                                                        info.quarter_turns), max_pending)
                 with lock:
                     counts["decoded"] += decoded
                     missing.update(left)
