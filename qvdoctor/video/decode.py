@@ -3,17 +3,19 @@
 * frames are found by presentation timestamp, like decord: frame ``i`` is the packet with the
   ``i``-th smallest pts (:func:`qvdoctor.video.probe.probe_video`);
 * each keyframe interval that holds wanted frames is a task: decoding starts at its keyframe and
-  stops once its last wanted frame came out; tasks run in parallel, one decoder per CPU (a GOP
-  needs nothing from the one before it, so the pixels are those of a decode from the start);
+  stops once its last wanted frame came out; tasks run in parallel on up to :data:`MAX_DECODERS`
+  decoders sharing the CPUs (a GOP needs nothing from the one before it, so the pixels are those
+  of a decode from the start);
 * packets of frames nobody wants are decoded with ``skip_frame=NONREF`` (H.264/HEVC/MPEG-1/2 skip
   them when no other frame refers to them), so B-frames that are not sampled cost nothing;
 * only sampled frames are converted to RGB (the same swscale conversion decord uses, bit for bit)
   and resized, on a thread pool that overlaps with decoding.
 
 Resizing (``resize=``), after the RGB conversion, as qwen-vl-utils' ``torchvision resize(BICUBIC,
-antialias=True)``: ``"swscale"`` (default) is swscale's bicubic with the same kernel, ~3 times
-faster than ``"pil"``, Pillow's antialiased bicubic, which torchvision's was ported from and is
-closer to it (values differ by rounding: ~4 % vs ~1.4 % of them). ``"none"`` keeps the decoded size.
+antialias=True)``: ``"swscale"`` (default) is swscale's bicubic with the same kernel (Keys,
+a = -0.5), ~3 times faster than ``"pil"`` and closer to torchvision; ``"pil"`` is Pillow's
+antialiased bicubic, which torchvision's was ported from. Both differ from it by rounding only
+(docs/video.md). ``"none"`` keeps the decoded size.
 """
 
 from __future__ import annotations
