@@ -38,6 +38,7 @@ os.environ.setdefault("FORCE_QWENVL_VIDEO_READER", "decord")
 
 CACHE = Path(os.environ.get("QVDOCTOR_BENCH_CACHE", "/tmp/qvdoctor-bench"))
 CLIP = CACHE / "testsrc2_1080p30_60s.mp4"
+QWEN = "qwen-vl-utils"  # the contender name of qwen-vl-utils; ours are named by resize mode
 
 
 def ensure_clip() -> Path:
@@ -94,9 +95,14 @@ def run_fresh(name: str, clip: Path, ele: dict) -> tuple[tuple[list[int], tuple[
     return (out["indices"], tuple(out["shape"])), wall, cpu
 
 
+def run(name: str, clip: Path, ele: dict):
+    """``(indices, frames)`` from qwen-vl-utils (``name`` QWEN) or from us with resize mode ``name``."""
+    return run_qwen(clip, ele) if name == QWEN else run_ours(clip, ele, name)
+
+
 def child(name: str, clip: Path, ele: dict) -> int:
     """The body of a fresh-process run: import, sample, print indices and shape as JSON."""
-    indices, frames = run_qwen(clip, ele) if name == QWEN else run_ours(clip, ele, name)
+    indices, frames = run(name, clip, ele)
     print(json.dumps({"indices": [int(i) for i in indices], "shape": list(frames.shape)}))
     return 0
 
@@ -107,9 +113,6 @@ def run_ffmpeg(clip: Path):
                           capture_output=True, text=True)
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return proc.returncode, time.perf_counter() - start, usage
-
-
-QWEN = "qwen-vl-utils"
 
 
 def label(name: str) -> str:
@@ -153,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeat):  # interleaved, so machine noise hits every contender alike
         frames = {}
         for n in names:
-            (idx, frames[n]), wall, cpu = timed(lambda n=n: run_qwen(clip, ele) if n == QWEN else run_ours(clip, ele, n))
+            (idx, frames[n]), wall, cpu = timed(lambda n=n: run(n, clip, ele))
             warm[n].append((wall, cpu))
             results[n] = (list(idx), tuple(frames[n].shape))
         for n in names[1:]:
