@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from qvdoctor.triage import load_signatures, read_log, triage_file  # noqa: E402
+from qvdoctor.doctor.triage import load_signatures, read_log, triage_file  # noqa: E402
 
 NOISE = [
     "(APIServer pid=1) INFO {d} [logger.py:43] Received request chatcmpl-{h}: prompt: '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n<|im_start|>user\\n<|vision_start|><|video_pad|><|vision_end|>Describe the clip.<|im_end|>', params: SamplingParams(n=1, temperature=0.7, top_p=0.8, max_tokens=512), lora_request: None.",

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
 
-    from qvdoctor import vision_tokens as vt
+    from qvdoctor.model import vision_tokens as vt
     from qvdoctor.video import decode as dec
     from qvdoctor.video import probe_video
 

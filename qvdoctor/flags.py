@@ -6,7 +6,7 @@ import json
 import shlex
 from typing import Any, Iterable
 
-from qvdoctor.findings import Patch
+from qvdoctor.doctor.findings import Patch
 
 
 def apply_patches(flags: dict[str, Any], env: dict[str, str], patches: Iterable[Patch]) -> tuple[dict[str, Any], dict[str, str]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qvdoctor.facts.model import Facts, GpuFacts, LibraryFacts, NvidiaFacts, PackageFacts, SystemFacts
+from qvdoctor.facts.snapshot import Facts, GpuFacts, LibraryFacts, NvidiaFacts, PackageFacts, SystemFacts
 
 OUT = Path(__file__).resolve().parent.parent / "qvdoctor" / "data" / "machines"
 GIB = 1024**3

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 
 from conftest import MACHINES, ROOT, run_qvdoctor
-from qvdoctor.catalog import load_catalog
-from qvdoctor.context import build_context
+from qvdoctor.doctor.catalog import load_catalog
+from qvdoctor.doctor.context import build_context
 from qvdoctor.errors import QvError
-from qvdoctor.facts.model import load_facts
-from qvdoctor.findings import FAMILIES
-from qvdoctor.triage import load_signatures, signatures_markdown, triage_file, triage_text
+from qvdoctor.facts.snapshot import load_facts
+from qvdoctor.doctor.findings import FAMILIES
+from qvdoctor.doctor.triage import load_signatures, signatures_markdown, triage_file, triage_text
 
 EXAMPLES = ROOT / "tests" / "logs" / "examples"
 REAL = ROOT / "tests" / "logs" / "real"
@@ -53,7 +53,7 @@ def test_every_signature_has_an_example_log():
 def test_every_pattern_fires_on_some_example():
     """A needle or regex that never matches an example is untested text."""
     fired: set[tuple[str, int]] = set()
-    from qvdoctor.triage import scan
+    from qvdoctor.doctor.triage import scan
 
     for path in list(EXAMPLES.glob("*.log")) + list(REAL.glob("*.log")):
         fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(), SIGS.values())}
@@ -305,7 +305,7 @@ def test_cli_exit_codes(tmp_path):
 
 def test_signatures_doc_is_current():
     page = ROOT / "docs" / "signatures.md"
-    assert page.read_text() == signatures_markdown(), "run: python -m qvdoctor.triage --docs"
+    assert page.read_text() == signatures_markdown(), "run: python -m qvdoctor.doctor.triage --docs"
 
 
 def test_checks_doc_describes_the_log_schema():
@@ -318,7 +318,7 @@ def test_checks_doc_describes_the_log_schema():
 def test_grep_prefilter_finds_the_same_hits(monkeypatch):
     """Big logs are narrowed by grep -F first; hits, offsets and numbers must not change
     (ASCII logs use grep's byte offsets, others walk the line numbers)."""
-    import qvdoctor.triage as triage
+    import qvdoctor.doctor.triage.scanning as triage
 
     base = "".join(p.read_text() for p in sorted(EXAMPLES.glob("*.log")))
     for text in (base, base.replace("Loading safetensors", "Loading \u2588\u2588 safetensors")):

@@ -14,7 +14,7 @@ try:  # Python >= 3.11
 except ImportError:  # pragma: no cover
     import sre_constants, sre_parse  # type: ignore[no-redef]
 
-from qvdoctor.triage import _CONTEXT, load_signatures, scan, triage_text
+from qvdoctor.doctor.triage import _CONTEXT, load_signatures, scan, triage_text
 
 SIGS = load_signatures()
 PATTERNS = [p for s in SIGS for p in s.patterns]

@@ -330,7 +330,7 @@ def test_bad_files_give_one_clear_line(tmp_path, clips, case, expected):
 
 
 def test_importing_video_package_stays_light():
-    code = ("import sys, qvdoctor, qvdoctor.video, qvdoctor.vision_tokens; "
+    code = ("import sys, qvdoctor, qvdoctor.video, qvdoctor.model.vision_tokens; "
             "heavy = [m for m in ('av', 'numpy', 'torch', 'PIL') if m in sys.modules]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -1,4 +1,4 @@
-"""qvdoctor.vision_tokens against the real code it reproduces: qwen-vl-utils 0.0.14 (and torch's
+"""qvdoctor.model.vision_tokens against the real code it reproduces: qwen-vl-utils 0.0.14 (and torch's
 float32 linspace / arange), transformers' Qwen2-VL processors, vLLM 0.32's video loaders."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from qvdoctor import vision_tokens as vt
+from qvdoctor.model import vision_tokens as vt
 from qvdoctor.errors import QvError
 
 torch = pytest.importorskip("torch")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from qvdoctor.diagnose import diagnose, load_or_gather
+from qvdoctor.doctor.diagnose import diagnose, load_or_gather
 from qvdoctor.errors import QvError
-from qvdoctor.report import print_findings, to_json
+from qvdoctor.doctor.render import print_findings, to_json
 
 
 def run(*, facts: Path | None, save_facts: Path | None, log: str | None, model: str | None, image: str | None,
@@ -57,15 +57,15 @@ def run_log(log: str, *, facts: Path | None, model: str | None, probe: bool, jso
     Shown: the log findings (root cause, contributing, benign), plus environment findings that
     fail or warn in the root cause's family. Exit 2 known failure, 1 unexplained error or a
     warning, 0 clean log."""
-    from qvdoctor.context import build_context
-    from qvdoctor.engine import run_checks
-    from qvdoctor.triage import read_log, triage_text
+    from qvdoctor.doctor.context import build_context
+    from qvdoctor.doctor.rules import run_checks
+    from qvdoctor.doctor.triage import read_log, triage_text
 
     text = read_log(log)  # a missing/unreadable log fails before facts are gathered
     snapshot = load_or_gather(facts, probe)
     model_info = None
     if model is not None:
-        from qvdoctor.modelinfo import load_model_info
+        from qvdoctor.model.info import load_model_info
 
         model_info = load_model_info(model)
     names = build_context(snapshot, model=model_info)

@@ -44,8 +44,8 @@ def settings_from_options(o: dict[str, Any]) -> Any:
 
 def build(model: str, facts_file: Path | None, options: dict[str, Any]) -> tuple[Any, Any, Any]:
     """``(facts, model_info, plan)`` for the options of ``plan`` / ``diagnose --model``."""
-    from qvdoctor.diagnose import load_or_gather
-    from qvdoctor.modelinfo import load_model_info
+    from qvdoctor.doctor.diagnose import load_or_gather
+    from qvdoctor.model.info import load_model_info
     from qvdoctor.plan import make_plan
 
     settings = settings_from_options(options)
@@ -59,7 +59,7 @@ def build(model: str, facts_file: Path | None, options: dict[str, Any]) -> tuple
 def model_and_plan(model: str, facts: Any) -> tuple[Any, Any]:
     """For ``diagnose --model``: the model facts, and a plan with default settings when the facts
     show a GPU to plan for (otherwise ``None``: the model's own checks still run)."""
-    from qvdoctor.modelinfo import load_model_info
+    from qvdoctor.model.info import load_model_info
     from qvdoctor.plan import PlanSettings, make_plan
 
     info = load_model_info(model)
@@ -74,10 +74,10 @@ def plan_names(plan: Any) -> dict[str, Any]:
 
 
 def run(**o: Any) -> int:
-    from qvdoctor.context import build_context
-    from qvdoctor.engine import run_checks
-    from qvdoctor.facts.model import Facts
-    from qvdoctor.findings import worst_status
+    from qvdoctor.doctor.context import build_context
+    from qvdoctor.doctor.rules import run_checks
+    from qvdoctor.facts.snapshot import Facts
+    from qvdoctor.doctor.findings import worst_status
     from qvdoctor.plan import render
 
     fmt = o.get("fmt", "table")
@@ -96,7 +96,7 @@ def run(**o: Any) -> int:
     else:
         render.print_plan(plan)
         if findings:
-            from qvdoctor.report import print_findings
+            from qvdoctor.doctor.render import print_findings
 
             print()
             print_findings([f for f in findings if f.status != "ok"] or findings)

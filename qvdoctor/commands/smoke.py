@@ -49,7 +49,7 @@ def smoke(
                       "pip install 'qvdoctor[video]' (or: pip install av numpy pillow)")
     from qvdoctor.smoke import SmokeOptions, run_smoke
     from qvdoctor.smoke.report import render_text
-    from qvdoctor.smoke.run import default_workdir
+    from qvdoctor.smoke.session import default_workdir
 
     workdir = workdir or str(default_workdir())
 

@@ -1,6 +1,6 @@
 """Facts about a machine: gathered live (:func:`gather`) or loaded from a snapshot file."""
 
-from qvdoctor.facts.model import Facts, load_facts
+from qvdoctor.facts.snapshot import Facts, load_facts
 
 __all__ = ["Facts", "load_facts", "gather"]
 

@@ -6,7 +6,7 @@ import datetime
 import socket
 
 from qvdoctor.facts.gpus import read_nvidia
-from qvdoctor.facts.model import Facts
+from qvdoctor.facts.snapshot import Facts
 from qvdoctor.facts.packages import read_packages
 from qvdoctor.facts.system import read_system
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qvdoctor.facts.model import GpuFacts, NvidiaFacts
+from qvdoctor.facts.snapshot import GpuFacts, NvidiaFacts
 
 
 def _text(value: bytes | str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 from pathlib import Path
 
-from qvdoctor.facts.model import LibraryFacts, PackageFacts
+from qvdoctor.facts.snapshot import LibraryFacts, PackageFacts
 
 # packages whose shared libraries the serving path loads
 KERNEL_PACKAGES = ("torch", "vllm", "xformers", "flash_attn", "flashinfer")

@@ -6,7 +6,7 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from qvdoctor.facts.model import PackageFacts
+from qvdoctor.facts.snapshot import PackageFacts
 
 # name we report -> distributions that provide it (first installed wins)
 PACKAGES: dict[str, tuple[str, ...]] = {

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from qvdoctor.facts.model import ProbeFacts
+from qvdoctor.facts.snapshot import ProbeFacts
 
 _PROBE = r"""
 import json, sys

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qvdoctor.facts.model import SystemFacts
+from qvdoctor.facts.snapshot import SystemFacts
 
 ENV_PREFIXES = ("VLLM_", "NCCL_", "GLOO_", "HF_", "HUGGING_FACE_", "MODELSCOPE_", "CUDA_", "TORCH_", "NVIDIA_", "XFORMERS_")
 ENV_NAMES = ("CUDA_VISIBLE_DEVICES", "PYTORCH_CUDA_ALLOC_CONF", "LD_LIBRARY_PATH", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")

@@ -18,7 +18,7 @@ from typing import Callable
 from qvdoctor.errors import QvError
 from qvdoctor.fetch.http import HttpClient, HttpError, Response, redact_url, set_socket_timeout
 from qvdoctor.fetch.http import origin as http_origin
-from qvdoctor.fetch.model import Origin, RemoteFile
+from qvdoctor.fetch.listing import Origin, RemoteFile
 from qvdoctor.fetch.partfile import PartFile
 from qvdoctor.fetch.paths import target_path
 

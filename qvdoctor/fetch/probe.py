@@ -10,7 +10,7 @@ import time
 
 from qvdoctor.errors import QvError
 from qvdoctor.fetch.http import HttpClient, HttpError
-from qvdoctor.fetch.model import Listing, Origin
+from qvdoctor.fetch.listing import Listing, Origin
 from qvdoctor.fetch.sources import HTTP_SOURCES, endpoint_for, list_repo
 
 SAMPLE_BYTES = 2 << 20

@@ -14,7 +14,7 @@ from typing import Iterator, Sequence
 
 from qvdoctor.errors import EXIT_FAIL, QvError
 from qvdoctor.fetch.http import redact_url
-from qvdoctor.fetch.model import Listing, Origin, RemoteFile
+from qvdoctor.fetch.listing import Listing, Origin, RemoteFile
 from qvdoctor.fetch.partfile import disk_full
 from qvdoctor.fetch.paths import check_repo_path, target_path
 

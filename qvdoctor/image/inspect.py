@@ -46,9 +46,9 @@ class _Found(Library):
 
 
 def inspect_image(image_ref: str, docker_client: Any = None) -> list:
-    """The CUDA-bearing libraries of ``image_ref`` as ``qvdoctor.facts.model.LibraryFacts``
+    """The CUDA-bearing libraries of ``image_ref`` as ``qvdoctor.facts.snapshot.LibraryFacts``
     (``path`` is the absolute path inside the image). For ``qvdoctor diagnose --image``."""
-    from qvdoctor.facts.model import LibraryFacts
+    from qvdoctor.facts.snapshot import LibraryFacts
 
     report = inspect_image_report(image_ref, docker_client)
     return [LibraryFacts(lib.package, lib.image_path, lib.size, list(lib.sass), list(lib.ptx), lib.error) for lib in report.libraries]

@@ -9,7 +9,7 @@ entries are listed from their headers; nothing is decompressed and payloads are 
 
 from __future__ import annotations
 
-from qvdoctor.kernels.model import KernelArchs
+from qvdoctor.kernels.archs import KernelArchs
 from qvdoctor.kernels.rules import missing_reason, runs_on
 from qvdoctor.kernels.scan import scan_file
 

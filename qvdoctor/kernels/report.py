@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qvdoctor.errors import QvError
-from qvdoctor.kernels.model import KernelArchs
+from qvdoctor.kernels.archs import KernelArchs
 from qvdoctor.kernels.rules import parse_version
 from qvdoctor.kernels.scan import expand_paths, is_foreign, scan_file
 

@@ -25,7 +25,7 @@ RELOCATABLE_SECTION = "__nv_relfatbin"
 
 def scan_file(path: str | os.PathLike):
     """List the SASS and PTX archs of ``path``. Never raises for bad files: sets ``.error``."""
-    from qvdoctor.kernels.model import KernelArchs
+    from qvdoctor.kernels.archs import KernelArchs
 
     path_str = os.fspath(path)
     result = KernelArchs(path=path_str, sass=[], ptx=[])

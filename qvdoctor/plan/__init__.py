@@ -18,16 +18,16 @@ __all__ = ["Plan", "PlanSettings", "VideoSpec", "make_plan", "plan_for", "recomm
 def _facts(facts: Any) -> Any:
     if facts is None or hasattr(facts, "gpus"):
         return facts
-    from qvdoctor.facts.model import load_facts
+    from qvdoctor.facts.snapshot import load_facts
 
     return load_facts(facts)
 
 
 def plan_for(model: Any, facts: Any = None, **settings: Any) -> Plan:
-    """A plan for ``model`` (directory, cached repo id or :class:`~qvdoctor.modelinfo.ModelInfo`)
-    on ``facts`` (a :class:`~qvdoctor.facts.model.Facts`, a snapshot path, or ``None`` with
+    """A plan for ``model`` (directory, cached repo id or :class:`~qvdoctor.model.info.ModelInfo`)
+    on ``facts`` (a :class:`~qvdoctor.facts.snapshot.Facts`, a snapshot path, or ``None`` with
     ``device="cpu"``); ``settings`` are :class:`PlanSettings` fields."""
-    from qvdoctor.modelinfo import ModelInfo, load_model_info
+    from qvdoctor.model.info import ModelInfo, load_model_info
 
     info = model if isinstance(model, ModelInfo) else load_model_info(str(model))
     video = settings.pop("video", None)

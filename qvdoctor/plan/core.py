@@ -10,8 +10,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from qvdoctor.errors import QvError
-from qvdoctor.facts.model import Facts, GpuFacts
-from qvdoctor.modelinfo import ModelInfo
+from qvdoctor.facts.snapshot import Facts, GpuFacts
+from qvdoctor.model.info import ModelInfo
 from qvdoctor.plan import kv as kvmath
 from qvdoctor.plan.parallel import TpVerdict, padded_intermediate, pp_partition, tp_verdicts
 from qvdoctor.plan.profile import MmDummy, activation_terms, cudagraph_term, mm_dummy, non_torch_term
@@ -212,7 +212,7 @@ def _pick_gpus(facts: Facts | None, settings: PlanSettings) -> tuple[list[GpuFac
 
 
 def _video_tokens(model: ModelInfo, video: VideoSpec, max_pixels: int | None) -> tuple[Any, Any]:
-    from qvdoctor import vision_tokens as vt
+    from qvdoctor.model import vision_tokens as vt
 
     client = vt.qwen_vl_utils_video(width=video.width, height=video.height, video_fps=video.fps, duration=video.duration)
     server = None

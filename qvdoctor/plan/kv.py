@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qvdoctor.modelinfo import ModelInfo
+from qvdoctor.model.info import ModelInfo
 from qvdoctor.plan.versions import VllmBehaviour
 
 

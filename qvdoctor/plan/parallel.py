@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qvdoctor.modelinfo import ModelInfo
+from qvdoctor.model.info import ModelInfo
 
 #: Marlin kernels (awq_marlin / gptq_marlin): input partition % min_thread_k, output % min_thread_n.
 MARLIN_MIN_THREAD_K = 128

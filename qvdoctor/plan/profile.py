@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from qvdoctor.modelinfo import ModelInfo
+from qvdoctor.model.info import ModelInfo
 from qvdoctor.plan.terms import CALIBRATED, ESTIMATED, EXACT, GIB, Term
 from qvdoctor.plan.versions import VllmBehaviour
 
@@ -53,7 +53,7 @@ def dummy_image(max_pixels: int, unit: int, factorised: bool, min_pixels: int = 
             if wf / hf <= 200:
                 break
         return unit * wf, unit * hf, hf * wf
-    from qvdoctor.vision_tokens import hf_smart_resize
+    from qvdoctor.model.vision_tokens import hf_smart_resize
 
     h, w = hf_smart_resize(9999999, 9999999, unit, min_pixels, max_pixels)
     return w, h, (h // unit) * (w // unit)

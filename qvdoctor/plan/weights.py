@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from qvdoctor.modelinfo import DTYPE_BYTES, ModelInfo, TensorInfo
+from qvdoctor.model.info import DTYPE_BYTES, ModelInfo, TensorInfo
 from qvdoctor.plan.parallel import pp_partition
 
 _LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")

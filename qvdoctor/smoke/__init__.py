@@ -2,7 +2,7 @@
 
 The pipeline, one module per step:
 
-* :mod:`qvdoctor.smoke.model` resolves ``--model`` (a directory, a cached repo id, ``tiny-random``);
+* :mod:`qvdoctor.model.locate` resolves ``--model`` (a directory, a cached repo id, ``tiny-random``);
 * :mod:`qvdoctor.smoke.media` decodes and samples the video once (``qvdoctor.video``), or makes a
   synthetic clip;
 * :mod:`qvdoctor.smoke.planning` gives the first attempt's flags (plan + diagnose facts);
@@ -14,6 +14,6 @@ The pipeline, one module per step:
 Nothing heavy is imported here: torch/vllm/transformers only load in the engine child.
 """
 
-from qvdoctor.smoke.run import SmokeOptions, run_smoke
+from qvdoctor.smoke.session import SmokeOptions, run_smoke
 
 __all__ = ["SmokeOptions", "run_smoke"]

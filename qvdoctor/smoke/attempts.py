@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from qvdoctor.findings import Finding, Patch
+from qvdoctor.doctor.findings import Finding, Patch
 from qvdoctor.smoke.backends import Outcome, SmokeInput, run_attempt
 from qvdoctor.smoke.flags import Launch
 

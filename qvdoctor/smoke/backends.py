@@ -1,7 +1,7 @@
 """Backends of one smoke attempt. Each starts the engine in its own process group, keeps the
 complete log of the attempt in ``attempt_dir/engine.log``, and returns an :class:`Outcome`.
 
-* ``vllm``: vLLM's offline ``LLM`` in the runner child (``python -m qvdoctor.smoke.runner``);
+* ``vllm``: vLLM's offline ``LLM`` in the runner child (``python -m qvdoctor.smoke.child``);
 * ``transformers``: ``Qwen2_5_VLForConditionalGeneration`` in the same runner child;
 * ``vllm-serve``: ``vllm serve`` on 127.0.0.1 with the flags, then one streaming OpenAI chat
   request whose ``video_url`` is the video file itself (``file://``, allowed by
@@ -64,7 +64,7 @@ def child_env(launch: Launch) -> dict[str, str]:
     env = dict(os.environ)
     env.update(launch.env)
     env.setdefault("PYTHONUNBUFFERED", "1")
-    # The runner is ``python -m qvdoctor.smoke.runner``: make this qvdoctor importable wherever
+    # The runner is ``python -m qvdoctor.smoke.child``: make this qvdoctor importable wherever
     # the child starts, installed or run from a checkout.
     import qvdoctor
 
@@ -115,7 +115,7 @@ def run_in_runner(backend: str, inp: SmokeInput, launch: Launch, attempt_dir: Pa
     }
     spec_path = attempt_dir / "spec.json"
     spec_path.write_text(json.dumps(spec, indent=2))
-    argv = [sys.executable, "-m", "qvdoctor.smoke.runner", str(spec_path)]
+    argv = [sys.executable, "-m", "qvdoctor.smoke.child", str(spec_path)]
     with Child(argv, child_env(launch), attempt_dir / "engine.log", on_line) as child:
         res = child.wait(inp.timeout_s)
     result = None

@@ -4,7 +4,7 @@ they render as a ``vllm serve`` command line (through :mod:`qvdoctor.flags`) or 
 
 Flag keys are snake_case vLLM engine-argument names (``max_model_len``); values are Python
 values (``True`` renders as a bare switch, dicts as JSON). A patch value of ``None`` removes
-the flag, as in :class:`qvdoctor.findings.Patch`.
+the flag, as in :class:`qvdoctor.doctor.findings.Patch`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from qvdoctor.errors import QvError
-from qvdoctor.findings import Patch
+from qvdoctor.doctor.findings import Patch
 from qvdoctor.flags import apply_patches, flag_args
 from qvdoctor.flags import serve_command as _serve_command
 

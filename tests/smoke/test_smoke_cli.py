@@ -62,7 +62,7 @@ def test_a_config_only_directory_is_not_a_model_for_smoke(tmp_path):
 
 
 def test_the_smoke_command_does_not_import_heavy_packages():
-    code = ("import sys; from qvdoctor.cli import app, _register; _register(); import qvdoctor.smoke, qvdoctor.smoke.run;"
+    code = ("import sys; from qvdoctor.cli import app, _register; _register(); import qvdoctor.smoke, qvdoctor.smoke.session;"
             " print(sorted(m for m in ('torch', 'vllm', 'transformers', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from qvdoctor.errors import QvError
-from qvdoctor.findings import Patch
+from qvdoctor.doctor.findings import Patch
 from qvdoctor.smoke.flags import Launch, config_yaml, parse_value, serve_argv, serve_command
 
 BASE = Launch(

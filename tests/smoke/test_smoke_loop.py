@@ -13,7 +13,7 @@ import pytest
 from qvdoctor.smoke import attempts as loop_mod
 from qvdoctor.smoke.backends import Outcome, SmokeInput
 from qvdoctor.smoke.flags import Launch
-from qvdoctor.smoke.run import make_triage
+from qvdoctor.smoke.session import make_triage
 
 ROOT = Path(__file__).resolve().parents[2]
 REAL = ROOT / "tests" / "logs" / "real"

@@ -8,7 +8,7 @@ import os
 import re
 
 from qvdoctor.errors import QvError
-from qvdoctor.fetch.model import Listing
+from qvdoctor.fetch.listing import Listing
 
 HTTP_SOURCES = ("hf", "hf-mirror", "modelscope")
 ALL_SOURCES = ("auto", *HTTP_SOURCES, "git-lfs")

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from qvdoctor.errors import EXIT_FAIL, QvError
 from qvdoctor.fetch.http import redact_url
-from qvdoctor.fetch.model import RemoteFile
+from qvdoctor.fetch.listing import RemoteFile
 from qvdoctor.fetch.paths import check_repo_path, target_path
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")

@@ -8,7 +8,7 @@ import os
 from urllib.parse import quote
 
 from qvdoctor.errors import QvError
-from qvdoctor.fetch.model import Listing, Origin, RemoteFile
+from qvdoctor.fetch.listing import Listing, Origin, RemoteFile
 from qvdoctor.fetch.paths import check_repo_path
 
 TOKEN_HINT = "set HF_TOKEN or run 'hf auth login' with an account that has accepted the model's terms"

@@ -8,7 +8,7 @@ import re
 from urllib.parse import quote_plus
 
 from qvdoctor.errors import QvError
-from qvdoctor.fetch.model import Listing, Origin, RemoteFile
+from qvdoctor.fetch.listing import Listing, Origin, RemoteFile
 from qvdoctor.fetch.paths import check_repo_path
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")

@@ -1,6 +1,6 @@
 """The child process of one smoke attempt: load the engine, run one video prompt, write a result.
 
-Run as ``python -m qvdoctor.smoke.runner SPEC.json``. The spec (written by the parent) names the
+Run as ``python -m qvdoctor.smoke.child SPEC.json``. The spec (written by the parent) names the
 backend (``vllm`` offline or ``transformers``), the model, the engine flags, the prompt, the
 sampled frames (``.npy``) with their vLLM metadata, how many copies of the video the prompt
 carries, and where to write the result JSON. Everything the engine prints goes to stdout/stderr,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from qvdoctor.facts.model import Facts
-from qvdoctor.findings import Finding, combined_patch
+from qvdoctor.facts.snapshot import Facts
+from qvdoctor.doctor.findings import Finding, combined_patch
 from qvdoctor.flags import env_prefix, flag_args
 
 MARKS = {"fail": "[red]✖[/]", "warn": "[yellow]⚠[/]", "ok": "[green]✔[/]", "info": "[blue]ℹ[/]"}

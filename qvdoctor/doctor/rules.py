@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-from qvdoctor.catalog import CheckEntry, load_catalog
-from qvdoctor.expr import ExprError, evaluate, render, value_of
-from qvdoctor.findings import Evidence, Finding, Patch, sort_key
+from qvdoctor.doctor.catalog import CheckEntry, load_catalog
+from qvdoctor.doctor.expr import ExprError, evaluate, render, value_of
+from qvdoctor.doctor.findings import Evidence, Finding, Patch, sort_key
 
 _EACH = re.compile(r"\s*([A-Za-z_]\w*)\s+in\s+(.+)")
 

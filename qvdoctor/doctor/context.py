@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from qvdoctor import compat
-from qvdoctor.facts.model import Facts, LibraryFacts
+from qvdoctor.facts.snapshot import Facts, LibraryFacts
 
 GIB = 1024**3
 MIB = 1024**2

@@ -64,7 +64,7 @@ def _facts():
 
 def _model_info(directory: Path):
     try:
-        from qvdoctor.modelinfo import load_model_info
+        from qvdoctor.model.info import load_model_info
 
         return load_model_info(directory)
     except Exception:  # noqa: BLE001 - an unusual config: plan with defaults, vLLM will say more
@@ -73,12 +73,12 @@ def _model_info(directory: Path):
 
 def make_triage(facts: Any, model_info: Any, num_videos: int) -> Callable[[str], Any]:
     """Log text -> TriageResult, with this machine's facts and the model for concrete fixes."""
-    from qvdoctor.triage import triage_text
+    from qvdoctor.doctor.triage import triage_text
 
     names = None
     try:
-        from qvdoctor.context import build_context
-        from qvdoctor.facts.model import Facts
+        from qvdoctor.doctor.context import build_context
+        from qvdoctor.facts.snapshot import Facts
 
         base = facts if facts is not None else Facts(label="no facts", provenance="none")
         names = build_context(base, model=model_info, extra={"request": {"video": num_videos}})
@@ -88,9 +88,9 @@ def make_triage(facts: Any, model_info: Any, num_videos: int) -> Callable[[str],
 
 
 def _server_side_video(vi: dict[str, Any], flags: dict[str, Any]) -> dict[str, Any]:
-    """What ``vllm serve`` made of the file it decoded itself (qvdoctor.vision_tokens' model of
+    """What ``vllm serve`` made of the file it decoded itself (qvdoctor.model.vision_tokens' model of
     vLLM 0.32's Qwen2.5-VL loader and HF processor), instead of qvdoctor's own sampling."""
-    from qvdoctor.vision_tokens import vllm_server_video
+    from qvdoctor.model.vision_tokens import vllm_server_video
 
     kwargs: dict[str, Any] = {}
     mm = flags.get("mm_processor_kwargs") or {}
@@ -103,7 +103,7 @@ def _server_side_video(vi: dict[str, Any], flags: dict[str, Any]) -> dict[str, A
     except Exception:  # noqa: BLE001 - the request already succeeded; this only describes it
         return {"visual_tokens_source": "unknown (server-side sampling)"}
     return {"frames": v.nframes, "frame_width": v.resized_width, "frame_height": v.resized_height,
-            "visual_tokens": v.tokens, "visual_tokens_source": "computed for vLLM's own decoding of the file (qvdoctor.vision_tokens)"}
+            "visual_tokens": v.tokens, "visual_tokens_source": "computed for vLLM's own decoding of the file (qvdoctor.model.vision_tokens)"}
 
 
 def _cli_notes() -> list[str]:
@@ -131,7 +131,7 @@ def run_smoke(opts: SmokeOptions, on_event=None, on_line=None):
     """Run the whole smoke pipeline and return a :class:`qvdoctor.smoke.report.SmokeReport`."""
     from qvdoctor.smoke import media
     from qvdoctor.smoke.attempts import run_loop
-    from qvdoctor.smoke.model import resolve
+    from qvdoctor.model.locate import resolve
     from qvdoctor.smoke.planning import plan_launch
     from qvdoctor.smoke.report import SmokeReport, metrics_of
 

@@ -48,7 +48,7 @@ def resolve(spec: str | None) -> ModelChoice:
         snap = cached[0]
         repo = snap.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
         return ModelChoice(snap, repo)
-    from qvdoctor.modelinfo import resolve_model_dir
+    from qvdoctor.model.info import resolve_model_dir
 
     try:
         directory = resolve_model_dir(spec)

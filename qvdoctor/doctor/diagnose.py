@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qvdoctor.context import build_context
-from qvdoctor.engine import run_checks
+from qvdoctor.doctor.context import build_context
+from qvdoctor.doctor.rules import run_checks
 from qvdoctor.errors import EXIT_FAIL, EXIT_OK, EXIT_WARN
-from qvdoctor.facts.model import Facts, load_facts
-from qvdoctor.findings import Finding, worst_status
+from qvdoctor.facts.snapshot import Facts, load_facts
+from qvdoctor.doctor.findings import Finding, worst_status
 
 
 @dataclass

@@ -6,10 +6,10 @@ machine-applicable ``flags``/``env``), and one or both of:
 * ``[facts]`` — an environment check: ``each`` (``"gpu in gpus"``), ``applies``, ``fails``,
   ``status``, ``evidence`` and ``ok`` (text of the passing finding);
 * ``[log]`` — a log signature: ``patterns`` with named groups, ``role`` and friends (see
-  :mod:`qvdoctor.triage`).
+  :mod:`qvdoctor.doctor.triage`).
 
 Texts are templates (``{gpu.name}``); values that start with ``=`` are expressions
-(:mod:`qvdoctor.expr`).
+(:mod:`qvdoctor.doctor.expr`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from qvdoctor.errors import QvError
-from qvdoctor.findings import FAMILIES, STATUSES
+from qvdoctor.doctor.findings import FAMILIES, STATUSES
 
 
 @dataclass(frozen=True)
@@ -52,15 +52,15 @@ class CheckEntry:
     path: Path
     docs: str = ""
     facts: FactsRule | None = None
-    log: dict[str, Any] | None = None  # interpreted by qvdoctor.triage
+    log: dict[str, Any] | None = None  # interpreted by qvdoctor.doctor.triage
 
 
 def catalog_dir() -> Path:
     """``checks/`` of a source checkout, or the copy packed into the wheel."""
-    packed = Path(__file__).parent / "_catalog"
+    packed = Path(__file__).resolve().parents[1] / "_catalog"
     if packed.is_dir():
         return packed
-    return Path(__file__).resolve().parent.parent / "checks"
+    return Path(__file__).resolve().parents[2] / "checks"
 
 
 def _entry(path: Path, data: dict[str, Any]) -> CheckEntry:

@@ -1,0 +1,5 @@
+import sys
+
+from qvdoctor.doctor.triage.docs import main
+
+sys.exit(main())

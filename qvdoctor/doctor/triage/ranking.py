@@ -1,0 +1,193 @@
+"""Ranking hits into findings: the root cause, contributing causes, warnings and benign lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from qvdoctor.doctor.expr import ExprError, evaluate
+from qvdoctor.doctor.findings import Evidence, Finding, Patch
+from qvdoctor.doctor.rules import make_finding
+from qvdoctor.doctor.triage.scanning import (
+    _ERROR_MARKERS,
+    _TRACEBACK,
+    Hit,
+    _last_of,
+    _number_lines,
+    context_numbers,
+    last_error,
+    mm_limit,
+    read_log,
+    scan,
+)
+from qvdoctor.doctor.triage.schema import (
+    _ANSI,
+    EVIDENCE_CHARS,
+    MAX_EVIDENCE,
+    ROLE_STATUS,
+    ROLES,
+    Signature,
+    load_signatures,
+)
+
+
+@dataclass
+class TriageResult:
+    findings: list[Finding]  # root cause first, then contributing, then benign
+    last_error_line: str | None  # text of the last error-looking line (not a known benign one)
+    unknown: bool  # the log shows an error but no known signature matched
+    last_error_line_no: int | None = None
+    context: dict[str, Any] = field(default_factory=dict)  # engine config numbers read from the log
+
+    @property
+    def root(self) -> Finding | None:
+        return self.findings[0] if self.findings and self.findings[0].role == "root" else None
+
+    @property
+    def exit_code(self) -> int:
+        """2 failing signature, 1 unexplained error or a warning, 0 clean or noise only."""
+        if self.root is not None:
+            return 2
+        return 1 if self.unknown or any(f.status == "warn" for f in self.findings) else 0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "root": self.root.id if self.root else None,
+            "unknown": self.unknown,
+            "last_error_line": self.last_error_line,
+            "last_error_line_no": self.last_error_line_no,
+            "context": self.context,
+        }
+
+
+def _clean(line: str) -> str:
+    line = _ANSI.sub("", line[: EVIDENCE_CHARS * 4]).rstrip()
+    return line if len(line) <= EVIDENCE_CHARS else line[:EVIDENCE_CHARS] + "…"
+
+
+def _default_names() -> dict[str, Any]:
+    from qvdoctor.doctor.context import build_context
+    from qvdoctor.facts.snapshot import Facts
+
+    return build_context(Facts(label="no facts", provenance="none"))
+
+
+@dataclass
+class _Matched:
+    sig: Signature
+    hits: list[Hit]
+    role: str = "cause"
+    scope: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def first(self) -> int:
+        return self.hits[0].start
+
+
+def _role_of(sig: Signature, hits: list[Hit], scope: Mapping[str, Any]) -> str:
+    roles = {h.pattern.role for h in hits if h.pattern.role}
+    if any(h.pattern.role is None for h in hits):
+        base = sig.role
+        if base.startswith("="):
+            base = str(evaluate(base[1:], scope))
+            if base not in ROLES:
+                raise ExprError(f"role expression of {sig.entry.id} gave {base!r}")
+        roles.add(base)
+    for role in ROLES:  # strongest first
+        if role in roles:
+            return role
+    return "cause"
+
+
+def _finding(m: _Matched, status: str, role: str) -> Finding:
+    shown = [h for h in m.hits if (h.pattern.role or m.role) == m.role] or m.hits
+    evidence = [Evidence(_clean(h.text), source="log", line=h.line) for h in shown[:MAX_EVIDENCE]]
+    try:
+        finding = make_finding(m.sig.entry, status, m.scope, evidence)
+    except (ExprError, TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError) as exc:
+        finding = Finding(id=m.sig.entry.id, family=m.sig.entry.family, status=status, title=m.sig.entry.id,
+                          cause=f"(cause could not be rendered: {exc})", fix=m.sig.entry.fix.text,
+                          evidence=evidence, docs=m.sig.entry.docs)
+    finding.role = role
+    if role != "root":
+        finding.patch = Patch()  # smoke and the combined fix apply the root cause's patch only
+    return finding
+
+
+def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signature] | None = None) -> TriageResult:
+    """Triage a log given as text. ``names`` is the check context (facts of this machine, model,
+    and optionally ``request`` counts such as ``{"video": 2}``) that makes fixes concrete."""
+    sigs = tuple(signatures) if signatures is not None else load_signatures()
+    base = dict(names) if names is not None else _default_names()
+    base.setdefault("request", None)
+    base.setdefault("mm_limit", mm_limit)
+    context = context_numbers(text)
+    hits = scan(text, sigs)
+    lines = _number_lines(text, [h.start for h in hits])
+    for h in hits:
+        h.line = lines[h.start]
+        h.text = text[h.start:min(h.end, h.start + EVIDENCE_CHARS * 4)]
+
+    grouped: dict[str, list[Hit]] = {}
+    for h in hits:
+        grouped.setdefault(h.pattern.entry_id, []).append(h)
+    by_id = {s.entry.id: s for s in sigs}
+    matched: list[_Matched] = []
+    for entry_id, sig_hits in grouped.items():
+        seen_lines: set[int] = set()
+        sig_hits = [h for h in sig_hits if not (h.start in seen_lines or seen_lines.add(h.start))]
+        numbers: dict[str, Any] = dict(context)
+        merged: dict[str, Any] = {}
+        for h in sig_hits:
+            for k, v in h.groups.items():
+                merged.setdefault(k, v)
+        numbers.update(merged)
+        scope = {**base, "log": numbers}
+        m = _Matched(by_id[entry_id], sig_hits, scope=scope)
+        try:
+            m.role = _role_of(m.sig, sig_hits, scope)
+        except ExprError:
+            m.role = "cause"
+        matched.append(m)
+    matched.sort(key=lambda m: m.first)
+
+    causes = [m for m in matched if m.role == "cause"]
+    root = causes[0] if causes else None
+    for _ in range(4):  # a signature that explains the root takes its place
+        if root is None:
+            break
+        better = next((m for m in matched if m is not root and root.sig.entry.id in m.sig.explains), None)
+        if better is None:
+            break
+        root = better
+    findings: list[Finding] = []
+    if root is not None:
+        findings.append(_finding(root, "fail", "root"))
+    rest = [m for m in matched if m is not root]
+    order = {"cause": 0, "warning": 1, "wrapper": 2}
+    for m in sorted((m for m in rest if m.role != "benign"), key=lambda m: (order[m.role], m.first)):
+        findings.append(_finding(m, ROLE_STATUS[m.role], "contributing"))
+    for m in (m for m in rest if m.role == "benign"):
+        findings.append(_finding(m, "info", "benign"))
+
+    role_of = {m.sig.entry.id: m.role for m in matched}
+    hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
+    err = _last_of(text, set(hit_role), _ERROR_MARKERS)
+    if err is None:  # only known lines look like errors: show the last one that is not benign
+        failing = [h for h in hits if hit_role[h.start] != "benign"]
+        if failing:
+            err = (failing[-1].start, failing[-1].text)
+    if err is None:
+        err = _last_of(text, set(hit_role), (_TRACEBACK,))
+    harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
+    unknown = root is None and last_error(text, harmless) is not None
+    last_no = _number_lines(text, [err[0]])[err[0]] if err else None
+    return TriageResult(findings, _clean(err[1]) if err else None, unknown, last_no, context)
+
+
+def triage_file(path: str, names: dict | None = None) -> TriageResult:
+    """Triage a log file (``-`` for stdin, gzip accepted); a missing file is a QvError."""
+    return triage_text(read_log(path), names)
+
+
+# --------------------------------------------------------------------------- docs page

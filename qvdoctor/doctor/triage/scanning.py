@@ -1,0 +1,359 @@
+"""Scanning a log for signature patterns (linear on 100 MB logs), and the numbers a log states."""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import io
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from qvdoctor.doctor.triage.schema import (
+    _CONTEXT,
+    _FLOAT,
+    _NUMBER,
+    AFTER,
+    BEFORE,
+    MAX_HITS,
+    MAX_TRIES,
+    Pattern,
+    Signature,
+)
+from qvdoctor.errors import QvError
+
+
+def read_log(path: str) -> str:
+    """The text of a log file: ``-`` reads stdin; gzip is recognised by its magic bytes."""
+    try:
+        if path == "-":
+            data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+        else:
+            data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise QvError(f"log file not found: {path}", "pass the file vLLM's output was saved to, or - to read stdin")
+    except IsADirectoryError:
+        raise QvError(f"{path} is a directory, not a log file")
+    except OSError as exc:
+        raise QvError(f"cannot read log {path}: {exc.strerror or exc}")
+    if data[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as handle:
+                data = handle.read()
+        except (OSError, EOFError) as exc:
+            raise QvError(f"{path} looks gzip-compressed but cannot be decompressed: {exc}")
+    text = data.decode("utf-8", errors="replace")
+    if "\r\n" in text[:65536]:
+        text = text.replace("\r\n", "\n")
+    return text
+
+
+# --------------------------------------------------------------------------- matching
+
+
+@dataclass
+class Hit:
+    pattern: Pattern
+    start: int  # offset of the line start
+    end: int  # offset of the line end
+    groups: dict[str, Any]
+    line: int = 0  # 1-based, filled in later
+    text: str = ""
+
+
+def _convert(value: str | None) -> Any:
+    if value is None:
+        return None
+    value = value.strip()
+    if _NUMBER.fullmatch(value):
+        return int(value.replace(",", ""))
+    if _FLOAT.fullmatch(value):
+        return float(value)
+    return value.strip("'\"")
+
+
+def _groups(match: re.Match[str]) -> dict[str, Any]:
+    return {k: _convert(v) for k, v in match.groupdict().items() if v is not None}
+
+
+def _line_bounds(text: str, pos: int) -> tuple[int, int]:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return start, (len(text) if end < 0 else end)
+
+
+def _following(text: str, end: int, lines: int) -> str:
+    """Up to ``lines`` lines after offset ``end`` (bounded in characters too)."""
+    stop = end
+    for _ in range(lines):
+        nxt = text.find("\n", stop + 1, end + AFTER * 2)
+        if nxt < 0:
+            stop = min(len(text), end + AFTER * 2)
+            break
+        stop = nxt
+    return text[end:stop]
+
+
+def _match_at(pattern: Pattern, text: str, pos: int, start: int, end: int) -> dict[str, Any] | None:
+    if pattern.regex is None:
+        groups: dict[str, Any] = {}
+    else:
+        lo, hi = start, end
+        for _ in range(pattern.lines_before):
+            lo = text.rfind("\n", max(0, lo - 1 - BEFORE), max(0, lo - 1)) + 1 if lo > 0 else 0
+        for _ in range(pattern.lines_after):
+            nxt = text.find("\n", hi + 1, hi + 1 + AFTER)
+            hi = nxt if nxt >= 0 else min(len(text), hi + 1 + AFTER)
+        lo = max(lo, pos - BEFORE * (1 + pattern.lines_before))
+        hi = min(hi, pos + len(pattern.needle) + AFTER * (1 + pattern.lines_after))
+        match = pattern.regex.search(text, lo, hi)
+        if match is None:
+            return None
+        groups = _groups(match)
+    for extra in pattern.extras:
+        m = extra.regex.search(_following(text, end, extra.within))
+        if m:
+            for k, v in _groups(m).items():
+                groups.setdefault(k, v)
+    return groups
+
+
+@dataclass(frozen=True)
+class _Index:
+    """The lines that contain any needle, concatenated (``sub``), with where each came from."""
+
+    sub: str
+    sub_starts: list[int]  # offset of each candidate line in ``sub``
+    starts: list[int]  # ... and in the original text
+
+
+def _scan_needle(text: str, needle: str, patterns: list[Pattern], index: _Index | None = None) -> list[Hit]:
+    """Hits of the patterns sharing one needle: ``str.find`` jumps, a bounded regex per hit.
+
+    With an ``index`` the needle is searched in the candidate lines only and each hit is mapped
+    back to the original text, where the regex window (and ``extra`` lines) are taken."""
+    hits: list[Hit] = []
+    counts = [0] * len(patterns)
+    hay = index.sub if index is not None else text
+    pos = hay.find(needle)
+    tries = 0
+    while pos >= 0 and tries < MAX_TRIES:
+        tries += 1
+        if index is not None:
+            k = bisect.bisect_right(index.sub_starts, pos) - 1
+            orig = index.starts[k] + pos - index.sub_starts[k]
+            start, end = _line_bounds(text, orig)
+            next_from = (index.sub_starts[k + 1] if k + 1 < len(index.sub_starts) else len(hay))
+        else:
+            orig = pos
+            start, end = _line_bounds(text, pos)
+            next_from = end + 1
+        for i, pattern in enumerate(patterns):
+            if counts[i] >= MAX_HITS:
+                continue
+            groups = _match_at(pattern, text, orig, start, end)
+            if groups is not None:
+                counts[i] += 1
+                hits.append(Hit(pattern, start, end, groups))
+        if all(c >= MAX_HITS for c in counts):
+            break
+        pos = hay.find(needle, next_from)
+    return hits
+
+
+GREP_MIN = 4 * 1024 * 1024  # below this, Python's own passes are as fast as starting grep
+
+
+def _grep_index(text: str, needles: list[str]) -> _Index | None:
+    """Candidate lines found by ``grep -F`` (one multi-string pass in C), or None.
+
+    grep only narrows the search: every needle occurrence lies on a line grep prints, so the
+    result is the same as scanning the whole text. Without grep (or on any grep problem) the
+    caller scans the text itself."""
+    import os
+    import shutil
+    import subprocess
+
+    if os.environ.get("QVDOCTOR_TRIAGE_GREP", "1") == "0" or len(text) < GREP_MIN:
+        return None
+    grep = shutil.which("grep")
+    if grep is None:
+        return None
+    ascii_text = text.isascii()  # then grep's byte offsets are character offsets
+    args = [grep, "-a", "-n", "-b", "-F"]
+    for needle in needles:
+        args += ["-e", needle]
+    try:
+        proc = subprocess.run(args, input=text.encode("utf-8", "replace"), capture_output=True,
+                              env={**os.environ, "LC_ALL": "C"}, timeout=120)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode not in (0, 1):
+        return None
+    out = proc.stdout.decode("utf-8", "replace")
+    sub_lines: list[str] = []
+    sub_starts: list[int] = []
+    starts: list[int] = []
+    line_no, offset, sub_len = 1, 0, 0
+    for row in out.split("\n"):
+        if not row:
+            continue
+        number, _, rest = row.partition(":")
+        byte_offset, _, line = rest.partition(":")
+        if ascii_text:
+            offset = int(byte_offset)
+        else:
+            target = int(number)
+            while line_no < target:  # walk to the start of line `target` in the original text
+                nxt = text.find("\n", offset)
+                if nxt < 0:
+                    return None
+                offset, line_no = nxt + 1, line_no + 1
+        sub_starts.append(sub_len)
+        starts.append(offset)
+        sub_lines.append(line)
+        sub_len += len(line) + 1
+    return _Index("\n".join(sub_lines), sub_starts, starts)
+
+
+def scan(text: str, signatures: Iterable[Signature]) -> list[Hit]:
+    """Every hit of every pattern (at most MAX_HITS per pattern), in log order.
+
+    Each needle is one linear ``str.find`` pass. On big logs ``grep -F`` first keeps the lines
+    that contain any needle (one C pass for all needles) and the needles are searched there."""
+    by_needle: dict[str, list[Pattern]] = {}
+    for sig in signatures:
+        for pattern in sig.patterns:
+            by_needle.setdefault(pattern.needle, []).append(pattern)
+    index = _grep_index(text, list(by_needle))
+    hits = [h for needle, ps in by_needle.items() for h in _scan_needle(text, needle, ps, index)]
+    hits.sort(key=lambda h: (h.start, h.pattern.entry_id, h.pattern.index))
+    return hits
+
+
+def _number_lines(text: str, offsets: list[int]) -> dict[int, int]:
+    """1-based line numbers of the given line-start offsets (one pass over the text)."""
+    result: dict[int, int] = {}
+    line, last = 1, 0
+    for off in sorted(set(offsets)):
+        line += text.count("\n", last, off)
+        last = off
+        result[off] = line
+    return result
+
+
+def _literal_after(text: str, pos: int) -> Any:
+    """The Python literal ({...}) starting at ``pos``, read within 4000 characters (None if unreadable)."""
+    import ast
+
+    if not text.startswith("{", pos):
+        return None
+    depth = 0
+    for i in range(pos, min(len(text), pos + 4000)):
+        ch = text[i]
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                try:
+                    return ast.literal_eval(text[pos:i + 1])
+                except (ValueError, SyntaxError, MemoryError, RecursionError):
+                    return None
+        elif ch == "\n":
+            return None
+    return None
+
+
+def mm_limit(current: Any, modality: str | None, count: int | None) -> dict[str, Any]:
+    """``limit_mm_per_prompt`` with ``modality`` raised to ``count``, other entries (and a
+    per-modality options table such as ``{"count": 1, "num_frames": 8}``) kept."""
+    table = dict(current) if isinstance(current, dict) else {}
+    if modality is None or count is None:
+        return table
+    old = table.get(modality)
+    table[modality] = {**old, "count": count} if isinstance(old, dict) else count
+    return table
+
+
+def context_numbers(text: str) -> dict[str, Any]:
+    """The engine configuration the log printed (first occurrence of each value)."""
+    found: dict[str, Any] = {}
+    for needle in ("'limit_mm_per_prompt': ", "limit_mm_per_prompt="):
+        pos = text.find(needle)
+        if pos >= 0:
+            value = _literal_after(text, pos + len(needle))
+            if isinstance(value, dict):
+                found.setdefault("limit_mm_per_prompt", value)
+    for needle, regex in _CONTEXT:
+        pos = text.find(needle)
+        if pos < 0:
+            continue
+        start, end = _line_bounds(text, pos)
+        match = regex.search(text, max(start, pos - BEFORE), min(end, pos + AFTER * 4))
+        if match:
+            for k, v in _groups(match).items():
+                found.setdefault(k, v)
+    return found
+
+
+# --------------------------------------------------------------------------- last error line
+
+_ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed")
+_TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
+_PREFIX = re.compile(
+    r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
+    r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
+    r"(?:\[[\w.]{1,80}:\d{1,6}\]|[\w.]{1,80}:\d{1,6}\])\s?)?"
+)
+_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
+                        r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
+_FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
+
+
+def _strip_prefix(line: str) -> tuple[str, str | None]:
+    """A log line without vLLM's worker tag and level/time/file prefix, and its level."""
+    match = _PREFIX.match(line)
+    return (line[match.end():], match.group("level")) if match else (line, None)
+
+
+def _error_like(line: str) -> bool:
+    """An exception line (``ValueError: ...``) or an ERROR/CRITICAL message; never a traceback frame."""
+    msg, level = _strip_prefix(line[:2000])
+    if not msg or _FRAME.match(msg):
+        return False
+    return bool(_EXCEPTION.match(msg)) or level in ("ERROR", "CRITICAL")
+
+
+def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
+    """Offset and text of the last error-looking line whose start is not in ``skip``.
+
+    Found with ``rfind`` from the end of the log, so a clean 100 MB log costs little. A bare
+    traceback header counts only when no exception line is found (the log was cut off)."""
+    for markers in (_ERROR_MARKERS, (_TRACEBACK,)):
+        best = _last_of(text, skip, markers)
+        if best is not None:
+            return best
+    return None
+
+
+def _last_of(text: str, skip: set[int], markers: tuple[str, ...]) -> tuple[int, str] | None:
+    best: tuple[int, str] | None = None
+    for marker in markers:
+        pos = len(text)
+        for _ in range(2000):
+            pos = text.rfind(marker, 0, pos)
+            if pos < 0 or (best and pos <= best[0]):
+                break
+            start, end = _line_bounds(text, pos)
+            line = text[start:end]
+            if start not in skip and _error_like(line):
+                best = (start, line)
+                break
+            pos = start
+    return best
+
+
+# --------------------------------------------------------------------------- ranking

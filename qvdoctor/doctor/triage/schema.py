@@ -1,0 +1,126 @@
+"""Log signatures: the ``[log]`` tables of the check catalogue compiled into patterns."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from dataclasses import dataclass
+
+from qvdoctor.doctor.catalog import CheckEntry, FixSpec, load_catalog
+from qvdoctor.doctor.expr import compile_expr
+from qvdoctor.errors import QvError
+
+ROLES = ("cause", "warning", "wrapper", "benign")
+ROLE_STATUS = {"cause": "fail", "warning": "warn", "wrapper": "info", "benign": "info"}
+BEFORE = 512  # characters of the line a regex may see before the needle
+AFTER = 4096  # ... and after it
+MAX_TRIES = 100_000  # needle hits examined per needle (hostile logs stay bounded)
+MAX_HITS = 20  # matching lines kept per pattern
+MAX_EVIDENCE = 3  # evidence lines shown per finding
+EVIDENCE_CHARS = 400
+_ANSI = re.compile(r"\x1b\[[0-9;]{0,20}[A-Za-z]")
+_NUMBER = re.compile(r"[+-]?\d{1,30}(?:,\d{3}){0,10}")
+_FLOAT = re.compile(r"[+-]?\d{1,30}\.\d{1,30}")
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A follow-up regex searched in the next ``within`` lines after a hit (multi-line messages)."""
+
+    regex: re.Pattern[str]
+    within: int = 10
+
+
+@dataclass(frozen=True)
+class Pattern:
+    entry_id: str
+    index: int
+    needle: str
+    regex: re.Pattern[str] | None
+    role: str | None = None  # overrides the signature's role for hits of this pattern
+    engine: str = ""  # "V0", "V1", "any": which vLLM wording (documentation)
+    extras: tuple[Extra, ...] = ()
+    lines_before: int = 0  # the regex window starts this many lines above the needle's line
+    lines_after: int = 0  # ... and ends this many lines below it
+
+
+@dataclass(frozen=True)
+class Signature:
+    entry: CheckEntry  # title/cause/fix already replaced by the [log] overrides
+    patterns: tuple[Pattern, ...]
+    role: str  # a role or "=expression" giving one
+    explains: tuple[str, ...] = ()
+
+
+def _compile(source: str, where: str) -> re.Pattern[str]:
+    try:
+        return re.compile(source)
+    except re.error as exc:
+        raise QvError(f"{where}: bad regex {source!r}: {exc}")
+
+
+def signature_of(entry: CheckEntry) -> Signature | None:
+    """The compiled ``[log]`` table of an entry (None when it has none)."""
+    raw = entry.log
+    if not raw:
+        return None
+    where = f"check entry {entry.path} [log]"
+    known = {"role", "title", "cause", "fix", "explains", "patterns"}
+    if set(raw) - known:
+        raise QvError(f"{where}: unknown key(s) {sorted(set(raw) - known)}")
+    role = raw.get("role", "cause")
+    if not (role in ROLES or (isinstance(role, str) and role.startswith("="))):
+        raise QvError(f"{where}: role must be one of {', '.join(ROLES)} or '=expression'")
+    patterns = []
+    for i, spec in enumerate(raw.get("patterns", [])):
+        unknown = set(spec) - {"needle", "regex", "role", "engine", "extra", "lines_before", "lines_after"}
+        if unknown or not spec.get("needle"):
+            raise QvError(f"{where}: pattern {i + 1} needs a 'needle' (unknown keys: {sorted(unknown)})")
+        regex = _compile(spec["regex"], where) if spec.get("regex") else None
+        extras = tuple(Extra(_compile(x["regex"], where), int(x.get("within", 10))) for x in spec.get("extra", []))
+        prole = spec.get("role")
+        if prole is not None and prole not in ROLES:
+            raise QvError(f"{where}: pattern {i + 1} role {prole!r} is not one of {', '.join(ROLES)}")
+        patterns.append(Pattern(entry.id, i, spec["needle"], regex, prole, spec.get("engine", "any"), extras,
+                                int(spec.get("lines_before", 0)), int(spec.get("lines_after", 0))))
+    if not patterns:
+        raise QvError(f"{where}: no patterns")
+    fix = entry.fix
+    if "fix" in raw:
+        try:
+            fix = FixSpec(**raw["fix"])  # replaces the facts fix as a whole
+        except TypeError as exc:
+            raise QvError(f"{where}: malformed [log.fix]: {exc}")
+    view = dataclasses.replace(entry, title=raw.get("title", entry.title), cause=raw.get("cause", entry.cause), fix=fix)
+    if isinstance(role, str) and role.startswith("="):
+        compile_expr(role[1:])
+    return Signature(view, tuple(patterns), role, tuple(raw.get("explains", ())))
+
+
+@functools.lru_cache(maxsize=4)
+def load_signatures(entries: tuple[CheckEntry, ...] | None = None) -> tuple[Signature, ...]:
+    entries = entries if entries is not None else load_catalog()
+    return tuple(s for s in (signature_of(e) for e in entries) if s is not None)
+
+
+# Engine configuration printed at start-up: numbers every fix may use (log.tp, log.max_model_len...).
+_CONTEXT = (
+    ("with config: ", re.compile(r"\(v(?P<vllm_version>\d{1,3}\.\d{1,3}[\w.+-]{0,30})\) with config: ")),
+    ("tensor_parallel_size=", re.compile(r"\btensor_parallel_size=(?P<tp>\d{1,4})")),
+    ("pipeline_parallel_size=", re.compile(r"\bpipeline_parallel_size=(?P<pp>\d{1,4})")),
+    ("max_seq_len=", re.compile(r"\bmax_seq_len=(?P<max_model_len>\d{1,9})")),
+    ("with config: ", re.compile(r"\bdtype=(?:torch\.)?(?P<dtype>\w{1,20})")),
+    ("with config: ", re.compile(r"\bmodel=(?P<model>'[^']{1,300}'|[^\s,]{1,300})")),
+    ("'gpu_memory_utilization': ", re.compile(r"'gpu_memory_utilization': (?P<gpu_memory_utilization>[\d.]{1,6})")),
+    ("gpu_memory_utilization=", re.compile(r"\bgpu_memory_utilization=(?P<gpu_memory_utilization>[\d.]{1,6})")),
+    ("'kv_cache_memory_bytes': ", re.compile(r"'kv_cache_memory_bytes': (?P<kv_cache_memory_bytes>\d{1,15})")),
+    ("kv_cache_memory_bytes=", re.compile(r"\bkv_cache_memory_bytes=(?P<kv_cache_memory_bytes>\d{1,15})")),
+    ("vLLM API server version ", re.compile(r"vLLM API server version (?P<vllm_version>\d{1,3}\.\d{1,3}[\w.+-]{0,30})")),
+)
+
+
+# --------------------------------------------------------------------------- reading
