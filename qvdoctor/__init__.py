@@ -2,7 +2,7 @@
 
 Pipeline: facts are gathered (``qvdoctor.facts``), checks under ``checks/`` turn facts and
 logs into findings (``qvdoctor.doctor.rules``), findings carry patches (``qvdoctor.doctor.findings``), a plan
-applies them (``qvdoctor.flags``), and commands render the result (``qvdoctor.commands``).
+applies them (``qvdoctor.launch``), and commands render the result (``qvdoctor.commands``).
 Nothing here imports torch or vllm at import time.
 """
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from qvdoctor.facts.snapshot import Facts
 from qvdoctor.doctor.findings import Finding, combined_patch
-from qvdoctor.flags import env_prefix, flag_args
+from qvdoctor.launch import env_assignments, flag_args
 
 MARKS = {"fail": "[red]✖[/]", "warn": "[yellow]⚠[/]", "ok": "[green]✔[/]", "info": "[blue]ℹ[/]"}
 AREAS = {
@@ -79,7 +80,7 @@ def print_findings(findings: list[Finding], facts: Facts | None = None, console:
     if patch:
         console.print("[bold]Combined fix[/]")
         if patch.env:
-            console.print(f"  env:   {_esc(env_prefix(patch.env))}")
+            console.print(f"  env:   {_esc(" ".join(shlex.quote(w) for w in env_assignments(patch.env)))}")
         if patch.flags:
             console.print(f"  flags: {_esc(' '.join(flag_args(patch.flags)))}")
     counts = {s: sum(f.status == s for f in findings) for s in ("fail", "warn", "ok", "info")}

@@ -8,7 +8,7 @@ import io
 import json
 from typing import Any
 
-from qvdoctor.flags import flag_args
+from qvdoctor.launch import flag_args
 from qvdoctor.plan.core import Plan, RankPlan
 from qvdoctor.plan.terms import GIB, Term
 

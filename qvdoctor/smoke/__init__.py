@@ -8,7 +8,7 @@ The pipeline, one module per step:
 * :mod:`qvdoctor.smoke.planning` gives the first attempt's flags (plan + diagnose facts);
 * :mod:`qvdoctor.smoke.attempts` runs attempts through :mod:`qvdoctor.smoke.backends` (each in its
   own process group, log kept), triages a failed attempt's log and applies the root cause's patch;
-* :mod:`qvdoctor.smoke.report` says what happened; :mod:`qvdoctor.smoke.flags` renders the
+* :mod:`qvdoctor.smoke.report` says what happened; :mod:`qvdoctor.launch` renders the
   ``vllm serve`` command line and the ``--config`` YAML that worked.
 
 Nothing heavy is imported here: torch/vllm/transformers only load in the engine child.

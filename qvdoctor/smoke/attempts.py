@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from qvdoctor.doctor.findings import Finding, Patch
 from qvdoctor.smoke.backends import Outcome, SmokeInput, run_attempt
-from qvdoctor.smoke.flags import Launch
+from qvdoctor.launch import Launch
 
 
 @dataclass

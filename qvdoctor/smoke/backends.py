@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from qvdoctor.flags import flag_args
-from qvdoctor.smoke.flags import Launch
+from qvdoctor.launch import Launch, flag_args
 from qvdoctor.smoke.proc import Child, ChildResult
 
 

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from qvdoctor.smoke.flags import Launch
+from qvdoctor.launch import Launch
 
 DEFAULT_MAX_MODEL_LEN = 32768
 MIN_CPU_KV_BYTES = 64 << 20

@@ -9,7 +9,7 @@ import yaml
 
 from qvdoctor.errors import QvError
 from qvdoctor.doctor.findings import Patch
-from qvdoctor.smoke.flags import Launch, config_yaml, parse_value, serve_argv, serve_command
+from qvdoctor.launch import Launch, parse_value
 
 BASE = Launch(
     {"tensor_parallel_size": 3, "max_model_len": 4096, "limit_mm_per_prompt": {"image": 0, "video": 1},
@@ -52,10 +52,11 @@ def test_patch_replaces_removes_and_sets_env_without_touching_the_original():
 
 
 def test_serve_command_is_a_shell_line_that_round_trips():
-    line = serve_command("/models/Qwen2.5-VL-7B-Instruct", BASE)
-    words = shlex.split(line)
+    launch = BASE.copy()
+    launch.model = "/models/Qwen2.5-VL-7B-Instruct"
+    words = shlex.split(launch.command())
     assert words[0] == "VLLM_WORKER_MULTIPROC_METHOD=spawn"
-    assert words[1:] == serve_argv("/models/Qwen2.5-VL-7B-Instruct", BASE)
+    assert words[1:] == launch.argv()
     assert words[1:4] == ["vllm", "serve", "/models/Qwen2.5-VL-7B-Instruct"]
     i = words.index("--limit-mm-per-prompt")
     assert words[i + 1] == '{"image":0,"video":1}'
@@ -63,7 +64,9 @@ def test_serve_command_is_a_shell_line_that_round_trips():
 
 
 def test_config_yaml_holds_the_model_flags_and_the_env_as_a_comment():
-    text = config_yaml("Qwen/Qwen2.5-VL-7B-Instruct", BASE)
+    launch = BASE.copy()
+    launch.model = "Qwen/Qwen2.5-VL-7B-Instruct"
+    text = launch.config_yaml()
     data = yaml.safe_load(text)
     assert data == {"model": "Qwen/Qwen2.5-VL-7B-Instruct", "tensor-parallel-size": 3, "max-model-len": 4096,
                     "limit-mm-per-prompt": {"image": 0, "video": 1}, "enforce-eager": True}

@@ -12,7 +12,7 @@ import pytest
 
 from qvdoctor.smoke import attempts as loop_mod
 from qvdoctor.smoke.backends import Outcome, SmokeInput
-from qvdoctor.smoke.flags import Launch
+from qvdoctor.launch import Launch
 from qvdoctor.smoke.session import make_triage
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -164,14 +164,14 @@ def test_vllm_serve_success_first_time_with_planned_flags_and_no_server_left(tin
 
 def test_emitted_config_and_command_parse_to_the_same_vllm_arguments(tmp_path):
     """The YAML for ``vllm serve --config`` and the command line mean the same thing to vLLM's parser."""
-    from qvdoctor.smoke.flags import Launch, config_yaml, serve_argv
+    from qvdoctor.launch import Launch
 
     launch = Launch({"tensor_parallel_size": 1, "dtype": "bfloat16", "max_model_len": 1792, "enforce_eager": True,
                      "limit_mm_per_prompt": {"image": 0, "video": 2}, "mm_processor_kwargs": {"max_pixels": 109760},
-                     "kv_cache_memory_bytes": 1000000}, {})
+                     "kv_cache_memory_bytes": 1000000}, {}, model="/models/m")
     cfg = tmp_path / "serve.yaml"
-    cfg.write_text(config_yaml("/models/m", launch))
-    argv = serve_argv("/models/m", launch)[1:]
+    cfg.write_text(launch.config_yaml())
+    argv = launch.argv()[1:]
     code = (  # the parser `vllm serve` itself builds
         "import json, sys\n"
         "from vllm.entrypoints.cli.serve import ServeSubcommand\n"
