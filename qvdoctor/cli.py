@@ -47,13 +47,7 @@ def _register() -> None:
     import importlib
 
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"qvdoctor.commands.{name}")
-        except ModuleNotFoundError as exc:  # a command not written yet
-            if exc.name != f"qvdoctor.commands.{name}":
-                raise
-            continue
-        module.register(app)
+        importlib.import_module(f"qvdoctor.commands.{name}").register(app)
 
 
 def _say_error(message: str, hint: str | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
-import tomllib
+from qvdoctor import tomlread as tomllib
 from pathlib import Path
 from typing import Any
 

@@ -15,7 +15,7 @@ Texts are templates (``{gpu.name}``); values that start with ``=`` are expressio
 from __future__ import annotations
 
 import functools
-import tomllib
+from qvdoctor import tomlread as tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import tomllib
+from qvdoctor import tomlread as tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
