@@ -8,6 +8,8 @@ from typing import Any
 from qvdoctor import compat
 from qvdoctor.facts.snapshot import Facts, LibraryFacts
 
+from qvdoctor.doctor.expr import unwrap as _unwrap
+
 GIB = 1024**3
 MIB = 1024**2
 
@@ -52,6 +54,16 @@ def _quant_min_cc(method: str | None) -> str | None:
     return QUANT_MIN_CC.get(str(method)) if method else None
 
 
+def _flag_line(flags: dict[str, Any] | None) -> str:
+    """``{"mm_encoder_attn_backend": "TORCH_SDPA"}`` -> ``--mm-encoder-attn-backend TORCH_SDPA`` (shell-quoted)."""
+    import shlex
+
+    from qvdoctor.doctor.expr import unwrap
+    from qvdoctor.launch import flag_args
+
+    return shlex.join(flag_args(dict(unwrap(flags) or {})))
+
+
 FUNCTIONS: dict[str, Any] = {
     "len": lambda x: len(x) if x is not None else 0,
     "min": min,
@@ -83,11 +95,20 @@ FUNCTIONS: dict[str, Any] = {
     "sm": lambda cc: "sm_" + str(cc).replace(".", "") if cc else None,
     "quant_problems": _quant_problems,
     "quant_min_cc": _quant_min_cc,
+    "flag_line": _flag_line,
 }
 
 
-def build_context(facts: Facts, model: Any = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Names visible to check expressions. ``extra`` adds e.g. ``log`` numbers or ``plan`` results."""
+def build_context(facts: Facts, model: Any = None, extra: dict[str, Any] | None = None, launch: Any = None) -> dict[str, Any]:
+    """Names visible to check expressions. ``extra`` adds e.g. ``log`` numbers or ``plan`` results.
+
+    ``launch`` (a :class:`qvdoctor.launch.Launch`) is what the checks judge: ``flags`` are its
+    flags, ``env`` the machine's environment with the launch's on top, ``serve_dtype`` the data
+    type it serves in. Without one, checks judge a plain ``vllm serve`` on this machine."""
+    from qvdoctor.consistency import serve_dtype
+    from qvdoctor.launch import Launch
+
+    launch = launch if launch is not None else Launch()
     packages = facts.packages
     gpus = facts.nvidia.gpus
     ccs = sorted({g.cc for g in gpus}, key=compat.version_key)
@@ -118,7 +139,10 @@ def build_context(facts: Facts, model: Any = None, extra: dict[str, Any] | None 
         "libraries": facts.libraries,
         "probe": facts.probe,
         "system": facts.system,
-        "env": facts.system.env,
+        "env": {**facts.system.env, **launch.env},
+        "launch": launch,
+        "flags": launch.flags,
+        "serve_dtype": serve_dtype(launch, model),
         "model": model,
         "plan": None,  # the plan (qvdoctor.plan.Plan) and its settings, given through ``extra``
         "tp": None,
@@ -127,5 +151,8 @@ def build_context(facts: Facts, model: Any = None, extra: dict[str, Any] | None 
         "missing_ccs": missing_ccs,
         "runs_on": lambda lib, cc: _lib_runs_on(lib, cc, driver_cuda),
     }
+    xformers_libs = [lib for lib in facts.libraries if lib.package == "xformers" and not lib.error]
+    names["launch_has"] = lambda wanted: all(launch.flags.get(k) == v for k, v in dict(_unwrap(wanted) or {}).items())
+    names["xformers_runs"] = not any(missing_ccs(lib) for lib in xformers_libs)
     names.update(extra or {})
     return names

@@ -209,6 +209,8 @@ def render(template: str, names: Mapping[str, Any]) -> str:
             return ", ".join(str(v) for v in value)
         return "unknown" if value is None else str(value)
 
+    if "{" in _TEMPLATE.sub("", template) or "}" in _TEMPLATE.sub("", template):
+        raise ExprError(f"template has an unbalanced or nested hole: {template[:80]!r}")
     return _TEMPLATE.sub(fill, template)
 
 

@@ -30,11 +30,21 @@ DTYPE_BYTES = {
 TORCH_DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "bf16": 2, "float16": 2, "half": 2, "fp16": 2}
 MAX_HEADER = 100 * 1024 * 1024  # safetensors refuses headers above 100 MB too
 
+#: The architectures qvdoctor has data for: model_type -> (family name, vision-config reader).
+#: Anything else is refused (planning it with Qwen2.5-VL's numbers would be wrong).
+SUPPORTED_MODEL_TYPES = {"qwen2_5_vl": "Qwen2.5-VL", "qwen2_vl": "Qwen2-VL"}
+
 # Defaults of transformers' Qwen2_5_VLVisionConfig (re-saved configs omit default values).
 VISION_DEFAULTS = {
     "depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "in_chans": 3,
     "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 112,
     "out_hidden_size": 3584, "fullatt_block_indexes": [7, 15, 23, 31], "tokens_per_second": 2,
+}
+# Defaults of transformers' Qwen2VLVisionConfig: ``embed_dim`` is the ViT width, ``hidden_size`` the
+# LLM width the merger projects to, the MLP is fc1/fc2 of ``embed_dim × mlp_ratio``.
+QWEN2_VL_VISION_DEFAULTS = {
+    "depth": 32, "embed_dim": 1280, "mlp_ratio": 4, "num_heads": 16, "in_chans": 3, "patch_size": 14,
+    "spatial_merge_size": 2, "temporal_patch_size": 2,
 }
 
 
@@ -50,6 +60,7 @@ class VisionInfo:
     temporal_patch_size: int = 2
     window_size: int = 112
     in_chans: int = 3
+    gated_mlp: bool = True  # Qwen2.5-VL: gate/up/down (SwiGLU); Qwen2-VL: fc1/fc2
 
     @property
     def head_dim(self) -> int:
@@ -306,24 +317,20 @@ def parse_config(cfg: dict[str, Any], name: str = "", path: str = "") -> ModelIn
     heads = int(need("num_attention_heads"))
     hidden = int(need("hidden_size"))
     head_dim = int(text.get("head_dim") or hidden // heads)
-    vision = None
-    vc = cfg.get("vision_config")
-    if isinstance(vc, dict):
-        v = {**VISION_DEFAULTS, **{k: val for k, val in vc.items() if val is not None}}
-        if "out_hidden_size" not in vc:
-            v["out_hidden_size"] = hidden
-        vision = VisionInfo(
-            depth=int(v["depth"]), hidden_size=int(v.get("hidden_size") or v.get("embed_dim")),
-            intermediate_size=int(v["intermediate_size"]), num_heads=int(v["num_heads"]),
-            out_hidden_size=int(v["out_hidden_size"]), patch_size=int(v["patch_size"]),
-            spatial_merge_size=int(v["spatial_merge_size"]), temporal_patch_size=int(v["temporal_patch_size"]),
-            window_size=int(v["window_size"]), in_chans=int(v.get("in_chans") or v.get("in_channels") or 3),
+    model_type = str(cfg.get("model_type") or "")
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        arch = ", ".join(cfg.get("architectures") or []) or "unknown"
+        raise QvError(
+            f"{name or path}: architecture {arch} (model_type {model_type or 'missing'}) is not one qvdoctor has data for",
+            f"qvdoctor plans {' and '.join(SUPPORTED_MODEL_TYPES.values())} checkpoints; it will not plan this one with their numbers",
         )
+    vc = cfg.get("vision_config")
+    vision = _vision(model_type, vc, hidden) if isinstance(vc, dict) else None
     dtype = text.get("torch_dtype") or text.get("dtype") or cfg.get("torch_dtype")
     return ModelInfo(
         name=name, path=path,
         architectures=list(cfg.get("architectures") or []),
-        model_type=str(cfg.get("model_type") or ""),
+        model_type=model_type,
         torch_dtype=str(dtype) if dtype else None,
         num_attention_heads=heads,
         num_key_value_heads=int(text.get("num_key_value_heads") or heads),
@@ -336,6 +343,31 @@ def parse_config(cfg: dict[str, Any], name: str = "", path: str = "") -> ModelIn
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", text.get("tie_word_embeddings", False))),
         vision=vision,
         quantization=_quant(cfg) or _quant(text),
+    )
+
+
+def _vision(model_type: str, vc: dict[str, Any], llm_hidden: int) -> VisionInfo:
+    """The vision tower's sizes from ``vision_config`` (Qwen2-VL and Qwen2.5-VL name them differently)."""
+    given = {k: val for k, val in vc.items() if val is not None}
+    if model_type == "qwen2_vl":
+        v = {**QWEN2_VL_VISION_DEFAULTS, **given}
+        width = int(v["embed_dim"])
+        return VisionInfo(
+            depth=int(v["depth"]), hidden_size=width, intermediate_size=int(width * float(v["mlp_ratio"])),
+            num_heads=int(v["num_heads"]), out_hidden_size=int(v.get("hidden_size") or llm_hidden),
+            patch_size=int(v["patch_size"]), spatial_merge_size=int(v["spatial_merge_size"]),
+            temporal_patch_size=int(v["temporal_patch_size"]), window_size=0,
+            in_chans=int(v.get("in_chans") or v.get("in_channels") or 3), gated_mlp=False,
+        )
+    v = {**VISION_DEFAULTS, **given}
+    if "out_hidden_size" not in vc:
+        v["out_hidden_size"] = llm_hidden
+    return VisionInfo(
+        depth=int(v["depth"]), hidden_size=int(v.get("hidden_size") or v.get("embed_dim")),
+        intermediate_size=int(v["intermediate_size"]), num_heads=int(v["num_heads"]),
+        out_hidden_size=int(v["out_hidden_size"]), patch_size=int(v["patch_size"]),
+        spatial_merge_size=int(v["spatial_merge_size"]), temporal_patch_size=int(v["temporal_patch_size"]),
+        window_size=int(v["window_size"]), in_chans=int(v.get("in_chans") or v.get("in_channels") or 3),
     )
 
 
@@ -394,9 +426,13 @@ def derived_tensors(m: ModelInfo) -> list[TensorInfo]:
             t(p + ".norm2.weight", (vh,))
             linear(p + ".attn.qkv", vh, 3 * vh, True, False)
             linear(p + ".attn.proj", vh, vh, True, False)
-            linear(p + ".mlp.gate_proj", vh, vi, True, False)
-            linear(p + ".mlp.up_proj", vh, vi, True, False)
-            linear(p + ".mlp.down_proj", vi, vh, True, False)
+            if v.gated_mlp:
+                linear(p + ".mlp.gate_proj", vh, vi, True, False)
+                linear(p + ".mlp.up_proj", vh, vi, True, False)
+                linear(p + ".mlp.down_proj", vi, vh, True, False)
+            else:
+                linear(p + ".mlp.fc1", vh, vi, True, False)
+                linear(p + ".mlp.fc2", vi, vh, True, False)
         merged = vh * v.spatial_merge_size**2
         t("visual.merger.ln_q.weight", (vh,))
         linear("visual.merger.mlp.0", merged, merged, True, False)
