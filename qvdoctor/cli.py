@@ -50,19 +50,28 @@ def _register() -> None:
         importlib.import_module(f"qvdoctor.commands.{name}").register(app)
 
 
-def _say_error(message: str, hint: str | None = None) -> None:
+_JSON = False  # --json on the command line: errors also come as a JSON object on stdout
+
+
+def _say_error(message: str, hint: str | None = None, exit_code: int = EXIT_ERROR) -> None:
     print(f"error: {message}", file=sys.stderr)
     if hint:
         print(f"hint: {hint}", file=sys.stderr)
+    if _JSON:
+        import json
+
+        print(json.dumps({"error": {"message": message, "hint": hint, "exit_code": exit_code}}))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one line per error, never a traceback (QVDOCTOR_DEBUG=1 shows it)."""
+    global _JSON
+    _JSON = "--json" in (sys.argv[1:] if argv is None else argv)
     _register()
     try:
         result = app(args=argv, standalone_mode=False)
     except QvError as exc:
-        _say_error(exc.message, exc.hint)
+        _say_error(exc.message, exc.hint, exc.exit_code)
         sys.exit(exc.exit_code)
     except _click_exceptions.NoArgsIsHelpError as exc:
         print(exc.ctx.get_help() if exc.ctx else "")
@@ -73,13 +82,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
     except typer.Exit as exc:
         if exc.exit_code == 130:  # typer turns Ctrl-C into Exit(130)
-            _say_error("interrupted")
+            _say_error("interrupted", exit_code=130)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        _say_error("interrupted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        _say_error("interrupted")
+    except (typer.Abort, KeyboardInterrupt):
+        _say_error("interrupted", exit_code=130)
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(EXIT_ERROR)

@@ -128,12 +128,19 @@ def problems(launch: Launch, model: Any, facts: Any) -> list[Problem]:
     return out
 
 
-def nearest_tp(model: Any, want: int, facts: Any, pp: int = 1, vllm_version: str | None = None) -> int | None:
-    """The largest valid TP at or below ``want`` that the machine's GPUs hold (``None``: none)."""
+def nearest_parallel(model: Any, tp: int, pp: int, facts: Any, vllm_version: str | None = None) -> tuple[int, int] | None:
+    """The valid (TP, PP) nearest to the request: the largest tensor-parallel size the model
+    splits within the GPUs asked for (at most the GPUs there are), then pipeline stages to use
+    the rest of them. ``None`` when not even TP 1 works."""
     n = gpu_count(facts)
-    cap = min(want, n // pp) if n else want
-    sizes = valid_tp_sizes(model, cap, vllm_version) if model is not None else list(range(1, cap + 1))
-    return sizes[-1] if sizes else None
+    total = min(tp * pp, n) if n else tp * pp
+    layers = model.num_hidden_layers if model is not None else total
+    best: tuple[int, int] | None = None
+    for t in (valid_tp_sizes(model, total, vllm_version) if model is not None else range(1, total + 1)):
+        p = min(pp, total // t) if t == tp else min(total // t, layers)
+        if best is None or (t, t * p) > (best[0], best[0] * best[1]):
+            best = (t, p)
+    return best
 
 
 def repair(launch: Launch, model: Any, facts: Any) -> tuple[Launch, list[str]]:
@@ -142,20 +149,19 @@ def repair(launch: Launch, model: Any, facts: Any) -> tuple[Launch, list[str]]:
     out = launch.copy()
     notes: list[str] = []
     flags = out.flags
-    n = gpu_count(facts)
     pp = int(flags.get("pipeline_parallel_size") or 1)
-    if model is not None and n and pp > 1 and pp > n:
-        flags["pipeline_parallel_size"] = pp = n
-        notes.append(f"pipeline parallel lowered to {n}: the machine has {n} GPU(s)")
     tp = int(flags.get("tensor_parallel_size") or 1)
-    if model is not None or n:
-        best = nearest_tp(model, tp, facts, pp, launch.vllm_version)
-        if best is not None and best != tp:
-            flags["tensor_parallel_size"] = best
-            why = [p.message for p in problems(Launch({"tensor_parallel_size": tp, "pipeline_parallel_size": pp}, vllm_version=launch.vllm_version), model, facts)
-                   if p.rule in ("tp-invalid", "tp-exceeds-gpus")]
-            notes.append(f"tensor parallel {tp} -> {best}" + (f": {why[0]}" if why else ""))
-            tp = best
+    why = [p.message for p in problems(Launch({"tensor_parallel_size": tp, "pipeline_parallel_size": pp}, vllm_version=launch.vllm_version), model, facts)
+           if p.rule in ("tp-invalid", "tp-exceeds-gpus")]
+    if why:
+        best = nearest_parallel(model, tp, pp, facts, launch.vllm_version)
+        if best is not None and best != (tp, pp):
+            tp, new_pp = best
+            flags["tensor_parallel_size"] = tp
+            if new_pp > 1 or "pipeline_parallel_size" in flags:
+                flags["pipeline_parallel_size"] = new_pp
+            notes.append(f"tensor parallel {launch.flags.get('tensor_parallel_size', 1)} -> {tp}"
+                         + (f", pipeline parallel {new_pp}" if new_pp != pp else "") + f": {why[0]}")
     if model is not None:
         v = tp_verdict(model, tp, launch.vllm_version)
         for key, val in v.needs_flags.items():
@@ -166,6 +172,7 @@ def repair(launch: Launch, model: Any, facts: Any) -> tuple[Launch, list[str]]:
         if mml is not None and int(mml) > model_max_len(model):
             flags["max_model_len"] = model_max_len(model)
             notes.append(f"max_model_len {mml} -> {model_max_len(model)}: the model's limit (max_position_embeddings)")
+    n = gpu_count(facts)
     cc = lowest_cc(facts)
     if n and cc is not None and cc < BF16_MIN_CC and serve_dtype(out, model) == "bfloat16":
         flags["dtype"] = "float16"
@@ -181,6 +188,14 @@ def repair_patch(patch: Patch, base: Launch, model: Any, facts: Any) -> tuple[Pa
     """``patch`` as it must be to keep ``base`` consistent once applied: e.g. a TP taken from a
     log's numbers becomes the nearest size the model can split and the machine holds."""
     patched, notes = repair(base.apply(patch), model, facts)
-    flags = {k: patched.flags.get(k) for k in patch.flags}
-    flags.update({k: v for k, v in patched.flags.items() if k not in base.flags and k not in flags})
+    keys = set(patch.flags)
+    for key in list(keys):
+        keys |= _GOES_WITH.get(key, set())
+    flags = {k: patched.flags.get(k) for k in keys if k in patch.flags or patched.flags.get(k) != base.flags.get(k)}
+    notes = [n for n in notes if any(k.replace("_", " ").split(" ")[0] in n for k in keys)] if notes else notes
     return Patch(flags, dict(patch.env)), notes
+
+
+#: flags a repair may have to change together with the one a patch sets
+_GOES_WITH = {"tensor_parallel_size": {"pipeline_parallel_size", "mm_encoder_tp_mode"},
+              "pipeline_parallel_size": {"tensor_parallel_size"}}

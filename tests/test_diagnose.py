@@ -60,7 +60,8 @@ def test_v100_report_says_float16_and_no_flashattention():
     assert result.returncode == 2
     assert "--dtype float16" in result.stdout
     assert "FlashAttention cannot run on Tesla V100" in result.stdout
-    assert "Combined fix" in result.stdout and "VLLM_USE_V1=0" in result.stdout
+    # the V0 engine (VLLM_USE_V1=0) needs xformers, which has no sm_70 here: it is not prescribed
+    assert "Nothing fits" in result.stdout and "VLLM_USE_V1=0 " not in result.stdout
 
 
 def test_h100_is_clean_in_text():

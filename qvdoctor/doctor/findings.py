@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-STATUSES = ("fail", "warn", "ok", "info")
+STATUSES = ("fail", "warn", "fixed", "ok", "info")  # "fixed": a problem the recommended launch fixes
 FAMILIES = (
     "kernel-arch",
     "attention-backend",
@@ -22,7 +22,7 @@ FAMILIES = (
     "mm-limits",
     "other",
 )
-_STATUS_RANK = {"fail": 0, "warn": 1, "info": 2, "ok": 3}
+_STATUS_RANK = {"fail": 0, "warn": 1, "fixed": 2, "info": 3, "ok": 4}
 
 
 @dataclass

@@ -10,7 +10,9 @@ from qvdoctor.facts.snapshot import Facts
 from qvdoctor.doctor.findings import Finding, combined_patch
 from qvdoctor.launch import env_assignments, flag_args
 
-MARKS = {"fail": "[red]✖[/]", "warn": "[yellow]⚠[/]", "ok": "[green]✔[/]", "info": "[blue]ℹ[/]"}
+MARKS = {"fail": "[red]✖[/]", "warn": "[yellow]⚠[/]", "fixed": "[green]✚[/]", "ok": "[green]✔[/]", "info": "[blue]ℹ[/]"}
+# Said in words too, so the report reads the same without colour.
+WORDS = {"fail": "FAIL", "warn": "WARN", "fixed": "FIXED", "ok": "ok", "info": "note"}
 AREAS = {
     "kernel-arch": "Kernels and driver",
     "attention-backend": "Attention backends",
@@ -66,7 +68,8 @@ def print_findings(findings: list[Finding], facts: Facts | None = None, console:
         console.print(f"[bold]{AREAS.get(family, family)}[/]")
         for f in group:
             role = f" [dim]({'not a problem' if f.role == 'benign' else f.role})[/]" if f.role and f.role != "root" else ""
-            console.print(f"  {MARKS[f.status]} {_esc(f.title)}{role}  [dim]{f.id}[/]")
+            ident = f"  [dim]{f.id}[/]" if f.status in ("fail", "warn", "fixed") else ""
+            console.print(f"  {MARKS[f.status]} {WORDS[f.status]}: {_esc(f.title)}{role}{ident}")
             if f.status in ("fail", "warn") or verbose:
                 for e in f.evidence:
                     where = f"line {e.line}: " if e.line else ""
@@ -76,20 +79,49 @@ def print_findings(findings: list[Finding], facts: Facts | None = None, console:
                 if f.fix:
                     console.print(f"      [dim]fix:[/] {_esc(f.fix)}")
         console.print()
-    patch = combined_patch(findings)
-    if patch:
-        console.print("[bold]Combined fix[/]")
-        if patch.env:
-            env_words = " ".join(shlex.quote(w) for w in env_assignments(patch.env))
-            console.print(f"  env:   {_esc(env_words)}")
-        if patch.flags:
-            console.print(f"  flags: {_esc(' '.join(flag_args(patch.flags)))}")
-    counts = {s: sum(f.status == s for f in findings) for s in ("fail", "warn", "ok", "info")}
-    console.print(f"{counts['fail']} failing, {counts['warn']} warnings, {counts['ok']} ok, {counts['info']} notes")
+    counts = {s: sum(f.status == s for f in findings) for s in ("fail", "warn", "fixed", "ok", "info")}
+    console.print(f"{counts['fail']} failing, {counts['warn']} warnings, {counts['fixed']} fixed by the launch, "
+                  f"{counts['ok']} ok, {counts['info']} notes")
 
 
-def to_json(findings: list[Finding], facts: Facts | None = None, **extra: Any) -> str:
-    patch = combined_patch(findings)
+def print_launch(rx: Any, console: Any = None, emitted: dict[str, str] | None = None) -> None:
+    """The recommendation: one launch line (never wrapped), what changed from the request and
+    why; or, when nothing fits, why not."""
+    from rich.console import Console
+    from rich.text import Text
+
+    console = console or Console(highlight=False)
+    console.print()
+    if rx.launch is None:
+        console.print("[bold red]Nothing fits[/]: no launch qvdoctor knows works here; what stands in the way:")
+        for line in rx.why_nothing_fits:
+            console.print(f"  - {_esc(line)}")
+        if rx.fix_patch():
+            console.print("Once those are fixed (they need more than flags), launch with:")
+            console.print(Text(rx.last.command()), soft_wrap=True)
+        return
+    console.print("[bold]Launch[/] (checked against the model and this machine by qvdoctor's rules; not run):")
+    console.print(Text(rx.launch.command()), soft_wrap=True)
+    if rx.launch.model == "MODEL":
+        console.print("[dim](MODEL: your model; 'qvdoctor diagnose --model M' checks the launch for it)[/]")
+    if rx.changes:
+        console.print("[dim]changed from the request:[/]")
+        for line in rx.changes:
+            console.print(f"  - {_esc(line)}")
+    for what, path in (emitted or {}).items():
+        console.print(f"{what} written to {_esc(path)}")
+
+
+def prescription_json(rx: Any) -> dict[str, Any]:
+    """The ``launch`` / ``changes`` / ``nothing_fits`` / ``findings`` keys of every command's JSON."""
+    return {"launch": rx.launch.to_json() if rx.launch is not None else None, "changes": rx.changes,
+            "nothing_fits": rx.why_nothing_fits if rx.launch is None else [],
+            "findings": [f.to_dict() for f in rx.findings],
+            "recommended_flags": dict(rx.launch.flags) if rx.launch is not None else None}
+
+
+def to_json(findings: list[Finding], facts: Facts | None = None, patch: Any = None, **extra: Any) -> str:
+    patch = patch if patch is not None else combined_patch(findings)
     data: dict[str, Any] = {
         "facts": facts.to_dict() if facts is not None else None,
         "findings": [f.to_dict() for f in findings],

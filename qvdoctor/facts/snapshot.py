@@ -114,16 +114,38 @@ class Facts:
     def save(self, path: str | Path) -> None:
         """Write atomically: a half-written snapshot never appears under its final name."""
         path = Path(path)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        from qvdoctor.fsutil import write_atomic
+
+        write_atomic(path, self.to_json())
+
+
+#: The shipped snapshots (``--facts t4`` means ``qvdoctor/data/machines/t4.json``).
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "machines"
+
+
+def shipped_names() -> list[str]:
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
+
+
+def resolve_facts_path(value: str | Path) -> Path:
+    """A snapshot file, or the short name of a shipped one (``t4``, ``h100``, ...), from any directory."""
+    from qvdoctor.errors import QvError
+
+    path = Path(value).expanduser()
+    if path.is_file() or path.suffix == ".json" or "/" in str(value):
+        return path
+    shipped = SHIPPED_DIR / f"{value}.json"
+    if shipped.is_file():
+        return shipped
+    raise QvError(f"facts file not found: {value}",
+                  f"pass a snapshot file, or one of the shipped machines: {', '.join(shipped_names())}")
 
 
 def load_facts(path: str | Path) -> Facts:
-    """Load a snapshot, turning every problem into a one-line QvError."""
+    """Load a snapshot (a file or a shipped short name), turning every problem into a one-line QvError."""
     from qvdoctor.errors import QvError
 
-    path = Path(path)
+    path = resolve_facts_path(path)
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:

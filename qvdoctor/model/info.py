@@ -118,6 +118,7 @@ class ModelInfo:
     tensors: list[TensorInfo] = field(default_factory=list)
     weights_source: str = "none"  # "safetensors headers" | "derived from config.json"
     notes: list[str] = field(default_factory=list)
+    serve_as: str = ""  # what `vllm serve` is given: the repo id, or the directory's absolute path
 
     @property
     def weights_bytes(self) -> int:
@@ -465,6 +466,7 @@ def load_model_info(model: str | Path) -> ModelInfo:
     cfg = _read_json(directory / "config.json")
     name = str(model) if not Path(str(model)).expanduser().is_dir() else directory.name
     info = parse_config(cfg, name=name, path=str(directory))
+    info.serve_as = str(directory.resolve()) if Path(str(model)).expanduser().is_dir() else str(model)
     parse_preprocessor(info, directory)
     tensors = read_checkpoint_tensors(directory)
     if tensors is None:

@@ -8,13 +8,17 @@ import io
 import json
 from typing import Any
 
-from qvdoctor.launch import flag_args
 from qvdoctor.plan.core import Plan, RankPlan
 from qvdoctor.plan.terms import GIB, Term
 
 BAR_WIDTH = 50
-_COLORS = {"weights": "blue", "peak activation (profile run)": "magenta", "non-torch memory": "yellow",
-           "CUDA graphs": "cyan", "KV cache": "green"}
+WIDE = 130  # terminal columns from which the arithmetic is a table
+# Each part of a memory bar has its own colour and its own glyph (readable without colour).
+_PARTS = {"weights": ("blue", "█"), "peak activation (profile run)": ("magenta", "▓"), "non-torch memory": ("yellow", "▒"),
+          "CUDA graphs": ("cyan", "≡"), "KV cache": ("green", "■")}
+UNUSED = "·"
+LEGEND = ("[blue]█[/] weights  [magenta]▓[/] activation  [yellow]▒[/] non-torch  [cyan]≡[/] CUDA graphs  "
+          f"[green]■[/] KV cache  [dim]{UNUSED}[/] unused")
 
 
 def _g(n: float) -> str:
@@ -85,8 +89,9 @@ def bar(plan: Plan, r: RankPlan) -> str:
         n = max(0, round(b / total * BAR_WIDTH)) if total else 0
         n = min(n, BAR_WIDTH - used)
         used += n
-        out.append(f"[{_COLORS.get(name, 'white')}]" + "█" * n + "[/]")
-    out.append("[dim]" + "░" * (BAR_WIDTH - used) + "[/]")
+        colour, glyph = _PARTS.get(name, ("white", "?"))
+        out.append(f"[{colour}]" + glyph * n + "[/]")
+    out.append("[dim]" + UNUSED * (BAR_WIDTH - used) + "[/]")
     return "".join(out)
 
 
@@ -107,30 +112,39 @@ def print_plan(plan: Plan, console: Any = None) -> None:
     for t, v in plan.tp_verdicts.items():
         if not v.ok:
             console.print(f"  [red]TP {t}[/]: {escape('; '.join(v.problems))}")
-    table = Table(show_header=True, header_style="bold", expand=False)
-    for h in HEADERS:
-        table.add_column(h, overflow="fold")
-    for row in rows(plan):
-        table.add_row(*[escape(c) for c in row])
-    console.print(table)
+    if console.width >= WIDE:
+        table = Table(show_header=True, header_style="bold", expand=False)
+        for h in HEADERS:  # numbers never split: only the text columns wrap (at spaces)
+            table.add_column(h, no_wrap=h in ("value", "GiB", "kind", "expected error"))
+        for row in rows(plan):
+            table.add_row(*[escape(c) for c in row])
+        console.print(table)
+    else:  # narrow terminals (80 columns, pipes): one quantity per line, its source indented below
+        for q, value, gib, kind, err, source in rows(plan):
+            numbers = "  ".join(x for x in (value, f"{gib} GiB" if gib else "", kind, err if err not in ("", "0") else "") if x)
+            console.print(f"[bold]{escape(q.strip())}[/]: {escape(numbers)}")
+            if source:
+                console.print(f"    [dim]{escape(source)}[/]")
     if plan.device == "cuda":
-        console.print("[bold]Memory per GPU[/]  [blue]█[/] weights  [magenta]█[/] activation  [yellow]█[/] non-torch  [cyan]█[/] CUDA graphs  [green]█[/] KV cache  [dim]░[/] unused")
+        console.print("[bold]Memory per GPU[/]")
+        console.print("  " + LEGEND)
         for r in plan.ranks:
             console.print(f"  GPU {r.index} {bar(plan, r)} {r.total_bytes / GIB:.1f} GiB")
     for note in plan.notes:
         console.print(f"[dim]note:[/] {escape(note)}")
-    console.print("[bold]Recommended flags[/]")
-    console.print("  " + escape(" ".join(flag_args(plan.recommended_flags))))
     if plan.kv_cache_memory_bytes_safe and "kv_cache_memory_bytes" not in plan.recommended_flags:
         console.print(f"  [dim]to pin the KV cache (exact, skips profiling): --kv-cache-memory-bytes {plan.kv_cache_memory_bytes_safe}[/]")
 
 
-def to_markdown(plan: Plan) -> str:
+def to_markdown(plan: Plan, rx: Any = None) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     for row in rows(plan):
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")
     lines.append("")
-    lines.append("Recommended flags: `" + " ".join(flag_args(plan.recommended_flags)) + "`")
+    if rx is not None and rx.launch is not None:
+        lines += ["Launch:", "", "```sh", rx.launch.command(), "```"]
+    elif rx is not None:
+        lines += ["Nothing fits:", ""] + [f"- {w}" for w in rx.why_nothing_fits]
     return "\n".join(lines) + "\n"
 
 

@@ -83,6 +83,7 @@ def run_loop(
     max_attempts: int = 4,
     on_event: Events | None = None,
     on_line: Callable[[str], None] | None = None,
+    consistent: Callable[[Launch], tuple[Launch, list[str]]] | None = None,
 ) -> LoopResult:
     emit = on_event or (lambda kind, data: None)
     attempts: list[Attempt] = []
@@ -126,6 +127,9 @@ def run_loop(
             )
             break
         nxt = launch.apply(patch)
+        if consistent is not None:  # e.g. a TP from the log's numbers -> one the model can split
+            nxt, _ = consistent(nxt)
+            patch = launch_diff(launch, nxt)
         if nxt.key() == launch.key():
             explanation = (
                 f"attempt {number} failed on {root.id}; its patch {patch.flags or patch.env} is already "
@@ -148,6 +152,13 @@ def run_loop(
         emit("patch", {"number": number, "patch": attempt.patch_applied})
         launch = nxt
     return LoopResult(attempts, launch, False, explanation)
+
+
+def launch_diff(old: Launch, new: Launch) -> Patch:
+    """The patch that turns ``old`` into ``new``."""
+    flags = {k: v for k, v in new.flags.items() if old.flags.get(k) != v}
+    flags.update({k: None for k in old.flags if k not in new.flags})
+    return Patch(flags, {k: v for k, v in new.env.items() if old.env.get(k) != v})
 
 
 def _describe(patch: Patch) -> str:

