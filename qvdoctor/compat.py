@@ -57,11 +57,6 @@ def minor_compat_floor(cuda: str | None) -> str | None:
     return table()["minor_compat_floor"].get(cuda.split(".")[0]) if cuda else None
 
 
-def ptx_cuda(isa: str | None) -> str | None:
-    """The CUDA release that introduced a PTX ISA version."""
-    return table()["ptx_isa_cuda"].get(isa) if isa else None
-
-
 def pre_ampere(vllm_version: str | None) -> dict[str, Any] | None:
     """How a vLLM release behaves on cc < 8.0 (engine, decoder and ViT attention, fixes)."""
     if not vllm_version:

@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
 
 
 def run(o: dict[str, Any]) -> int:
-    from qvdoctor.doctor.diagnose import load_or_gather
+    from qvdoctor.facts.load import load_or_gather
 
     if o.get("facts") is not None and o.get("save_facts") is not None:
         raise QvError("--facts and --save-facts do not go together", "--save-facts records this machine; --facts reads a recording")
@@ -120,7 +120,7 @@ def run_log(o: dict[str, Any]) -> int:
     fail or warn in the root cause's family. Exit 2 known failure, 1 unexplained error or a
     warning, 0 clean log."""
     from qvdoctor.doctor.context import build_context
-    from qvdoctor.doctor.diagnose import load_or_gather
+    from qvdoctor.facts.load import load_or_gather
     from qvdoctor.doctor.render import print_findings, to_json
     from qvdoctor.doctor.rules import run_checks
     from qvdoctor.doctor.triage import read_log, triage_text

@@ -70,7 +70,9 @@ def settings_from_options(o: dict[str, Any]) -> Any:
             raise QvError("--video-seconds and --video-fps must be positive")
         w, h = parse_size(o["video_size"])
         video = VideoSpec(float(o["video_seconds"]), w, h, float(o.get("video_fps", 30.0)))
-    if o.get("kv_cache_dtype") not in (None, "auto", "fp8", "fp8_e4m3", "fp8_e5m2"):
+    from qvdoctor.consistency import KV_CACHE_DTYPES
+
+    if o.get("kv_cache_dtype") not in (None, *KV_CACHE_DTYPES):
         raise QvError(f"unknown --kv-cache-dtype {o['kv_cache_dtype']!r}", "use auto or fp8")
     if o.get("mm_encoder_tp_mode") not in (None, "weights", "data"):
         raise QvError(f"unknown --mm-encoder-tp-mode {o['mm_encoder_tp_mode']!r}", "use weights or data")
@@ -94,7 +96,7 @@ def settings_from_options(o: dict[str, Any]) -> Any:
 
 def prescribe_for(model: str, facts_value: str | None, o: dict[str, Any], probe: bool = False) -> Any:
     """``(facts, prescription)`` for ``plan`` and ``diagnose --model``."""
-    from qvdoctor.doctor.diagnose import load_or_gather
+    from qvdoctor.facts.load import load_or_gather
     from qvdoctor.facts.snapshot import Facts
     from qvdoctor.model.info import load_model_info
     from qvdoctor.prescription import CPU_SKIPS, prescribe

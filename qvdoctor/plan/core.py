@@ -176,14 +176,14 @@ def _vt(v: Any) -> dict[str, Any] | None:
 
 # -- helpers ----------------------------------------------------------------------------------------
 def _serve_dtype(model: ModelInfo, settings: PlanSettings, gpus: list[GpuFacts]) -> tuple[str, list[str]]:
-    if settings.dtype and settings.dtype != "auto":
-        return settings.dtype, []
-    native = (model.torch_dtype or "bfloat16").lower()
-    native = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "float": "float32"}.get(native, native)
-    low = [g for g in gpus if _cc(g.cc) < (8, 0)] if settings.device == "cuda" else []
-    if low and native == "bfloat16":
+    from qvdoctor.consistency import BF16_MIN_CC, serve_dtype
+    from qvdoctor.launch import Launch
+
+    dtype = serve_dtype(Launch({"dtype": settings.dtype} if settings.dtype else {}), model)
+    low = [g for g in gpus if _cc(g.cc) < BF16_MIN_CC] if settings.device == "cuda" else []
+    if low and dtype == "bfloat16" and settings.dtype in (None, "auto"):
         return "float16", [f"{low[0].name} (cc {low[0].cc}) has no bfloat16: serving in float16"]
-    return native, []
+    return dtype, []
 
 
 def _cc(cc: str | None) -> tuple[int, int]:
@@ -233,7 +233,9 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
     s = settings or PlanSettings()
     if s.device not in ("cuda", "cpu"):
         raise QvError(f"unknown device {s.device!r}", "use cuda or cpu")
-    if s.kv_cache_dtype not in (None, "auto", "fp8", "fp8_e4m3", "fp8_e5m2"):
+    from qvdoctor.consistency import KV_CACHE_DTYPES
+
+    if s.kv_cache_dtype not in (None, *KV_CACHE_DTYPES):
         raise QvError(f"unknown --kv-cache-dtype {s.kv_cache_dtype!r}", "use auto or fp8")
     if s.gpu_memory_utilization is not None and not 0 < s.gpu_memory_utilization <= 1:
         raise QvError(f"--gpu-memory-utilization must be in (0, 1], not {s.gpu_memory_utilization}")

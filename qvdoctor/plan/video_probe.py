@@ -1,5 +1,6 @@
-"""Duration, frame rate and frame size of a video file, from its container metadata only
-(PyAV when installed, else ffprobe in a subprocess with a timeout)."""
+"""Duration, frame rate and displayed frame size of a video file, without decoding it: through
+:func:`qvdoctor.video.probe.probe_video` (PyAV; the display-matrix rotation applied, as decord
+and qwen-vl-utils do), else ffprobe in a subprocess with a timeout (same rotation rule)."""
 
 from __future__ import annotations
 
@@ -22,24 +23,16 @@ def probe_video(path: str | Path) -> VideoSpec:
     except ImportError:
         av = None
     if av is not None:
-        try:
-            with av.open(str(path)) as container:
-                stream = next(s for s in container.streams if s.type == "video")
-                fps = float(stream.average_rate or stream.guessed_rate or 0)
-                duration = float(stream.duration * stream.time_base) if stream.duration else (container.duration or 0) / 1e6
-                if stream.frames and fps:
-                    duration = stream.frames / fps
-                return _checked(VideoSpec(duration, stream.codec_context.width, stream.codec_context.height, fps, str(path)))
-        except StopIteration:
-            raise QvError(f"{path} has no video stream")
-        except av.error.FFmpegError as exc:  # type: ignore[attr-defined]
-            raise QvError(f"cannot read {path}: {exc}", "is it a video file?")
+        from qvdoctor.video.probe import probe_video as probe
+
+        info = probe(path)
+        return _checked(VideoSpec(info.total_frames / info.fps if info.fps else 0.0, info.width, info.height, info.fps, str(path)))
     exe = shutil.which("ffprobe")
     if exe is None:
         raise QvError("reading a video needs PyAV or ffprobe", "pip install 'qvdoctor[video]', or give --video-seconds S --video-size WxH")
     try:
         out = subprocess.run([exe, "-v", "error", "-select_streams", "v:0", "-show_entries",
-                              "stream=width,height,avg_frame_rate,nb_frames,duration:format=duration", "-of", "json", str(path)],
+                              "stream=width,height,avg_frame_rate,nb_frames,duration:stream_tags=rotate:stream_side_data=rotation:format=duration", "-of", "json", str(path)],
                              capture_output=True, text=True, timeout=30)
         data = json.loads(out.stdout or "{}")
         st = data["streams"][0]
@@ -49,7 +42,12 @@ def probe_video(path: str | Path) -> VideoSpec:
     duration = float(st.get("duration") or data.get("format", {}).get("duration") or 0)
     if st.get("nb_frames") and fps:
         duration = int(st["nb_frames"]) / fps
-    return _checked(VideoSpec(duration, int(st["width"]), int(st["height"]), fps, str(path)))
+    width, height = int(st["width"]), int(st["height"])
+    rotation = next((int(float(d["rotation"])) for d in st.get("side_data_list") or [] if "rotation" in d),
+                    int((st.get("tags") or {}).get("rotate") or 0))
+    if abs(rotation) % 180 == 90:  # shown sideways: displayed width and height swap
+        width, height = height, width
+    return _checked(VideoSpec(duration, width, height, fps, str(path)))
 
 
 def _checked(v: VideoSpec) -> VideoSpec:
