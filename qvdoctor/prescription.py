@@ -130,7 +130,7 @@ def prescribe(facts: Any, model: Any = None, settings: Any = None, start: Launch
 
     if settings is not None and settings.gpus and facts is not None and settings.gpus > len(facts.nvidia.gpus) and facts.nvidia.gpus:
         facts = with_gpus(facts, settings.gpus)
-    name = getattr(model, "serve_as", "") or getattr(model, "name", "") or (start.model if start is not None else "") or "MODEL"
+    name = (start.model if start is not None else "") or getattr(model, "serve_as", "") or getattr(model, "name", "") or "MODEL"
     changes: list[str] = []
     plan = None
     if model is not None and settings is not None:

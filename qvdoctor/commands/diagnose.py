@@ -145,8 +145,12 @@ def run_log(o: dict[str, Any]) -> int:
         base = Launch({k: int(ctx[c]) for k, c in (("tensor_parallel_size", "tp"), ("pipeline_parallel_size", "pp")) if ctx.get(c)},
                       model=getattr(model_info, "serve_as", ""), vllm_version=ctx.get("vllm_version"))
         root.patch, notes = repair_patch(root.patch, base, model_info, snapshot)
-        if notes:
-            root.fix += " (checked against " + ("the model and " if model_info is not None else "") + "this machine: " + "; ".join(notes) + ")"
+        if notes:  # the log's numbers alone led elsewhere: say the fix that holds, and why
+            import shlex
+
+            from qvdoctor.launch import flag_args
+
+            root.fix = f"Use {shlex.join(flag_args(root.patch.flags))}: " + "; ".join(notes) + "."
         env = [f for f in run_checks(names) if f.status in ("fail", "warn") and f.family == root.family]
         for f in env:
             f.role = "contributing"

@@ -64,6 +64,21 @@ def _flag_line(flags: dict[str, Any] | None) -> str:
     return shlex.join(flag_args(dict(unwrap(flags) or {})))
 
 
+def _video_max_pixels(plan: Any) -> int | None:
+    """The largest per-frame max_pixels (a multiple of 28×28, at most the launch's) at which the
+    plan's video fits its largest max_model_len; ``None`` when even the smallest frames do not."""
+    from qvdoctor.plan.core import TEXT_MARGIN
+
+    plan = _unwrap(plan)
+    frames = max(v.nframes for v in (plan.video_client, plan.video_server) if v is not None)
+    unit = 28 * 28
+    budget = (plan.max_model_len_fit - TEXT_MARGIN) // max(1, -(-frames // 2))
+    best = budget * unit
+    if plan.max_pixels:
+        best = min(best, plan.max_pixels // unit * unit)
+    return best if best >= 4 * unit else None
+
+
 FUNCTIONS: dict[str, Any] = {
     "len": lambda x: len(x) if x is not None else 0,
     "min": min,
@@ -96,6 +111,7 @@ FUNCTIONS: dict[str, Any] = {
     "quant_problems": _quant_problems,
     "quant_min_cc": _quant_min_cc,
     "flag_line": _flag_line,
+    "video_max_pixels": _video_max_pixels,
 }
 
 

@@ -211,10 +211,11 @@ def _pick_gpus(facts: Facts | None, settings: PlanSettings) -> tuple[list[GpuFac
     return gpus[:want], notes
 
 
-def _video_tokens(model: ModelInfo, video: VideoSpec, max_pixels: int | None) -> tuple[Any, Any]:
+def _video_tokens(model: ModelInfo, video: VideoSpec, max_pixels: int | None, client_max_pixels: int | None = None) -> tuple[Any, Any]:
     from qvdoctor.model import vision_tokens as vt
 
-    client = vt.qwen_vl_utils_video(width=video.width, height=video.height, video_fps=video.fps, duration=video.duration)
+    client = vt.qwen_vl_utils_video(width=video.width, height=video.height, video_fps=video.fps, duration=video.duration,
+                                    **({"max_pixels": client_max_pixels} if client_max_pixels else {}))
     server = None
     fn = getattr(vt, "vllm_server_video", None)
     if fn is not None:
@@ -319,7 +320,9 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
     limits = s.limit_mm_per_prompt
     max_pixels = s.max_pixels
     if s.video is not None and model.vision is not None:
-        video_client, _ = _video_tokens(model, s.video, None)
+        # a pinned max_pixels caps the client's frames too (qwen-vl-utils' max_pixels, and vLLM's
+        # processor resizes what it is sent under the same limit)
+        video_client, _ = _video_tokens(model, s.video, None, client_max_pixels=max_pixels)
         if max_pixels is None:
             max_pixels = max(video_client.resized_height * video_client.resized_width, model.image_min_pixels)
         if limits is None:

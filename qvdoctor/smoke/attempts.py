@@ -127,9 +127,12 @@ def run_loop(
             )
             break
         nxt = launch.apply(patch)
+        fix = root.fix
         if consistent is not None:  # e.g. a TP from the log's numbers -> one the model can split
-            nxt, _ = consistent(nxt)
+            nxt, notes = consistent(nxt)
             patch = launch_diff(launch, nxt)
+            if notes:
+                fix = f"{_describe(patch)}: " + "; ".join(notes)
         if nxt.key() == launch.key():
             explanation = (
                 f"attempt {number} failed on {root.id}; its patch {patch.flags or patch.env} is already "
@@ -148,7 +151,7 @@ def run_loop(
                 f"{_describe(patch)} for {root.id}"
             )
             break
-        attempt.patch_applied = {"flags": dict(patch.flags), "env": dict(patch.env), "reason": root.id, "fix": root.fix}
+        attempt.patch_applied = {"flags": dict(patch.flags), "env": dict(patch.env), "reason": root.id, "fix": fix}
         emit("patch", {"number": number, "patch": attempt.patch_applied})
         launch = nxt
     return LoopResult(attempts, launch, False, explanation)

@@ -20,6 +20,8 @@ class SmokeReport:
     serve_command: str
     serve_command_verified: bool  # True when this exact launch served the video (vllm / vllm-serve)
     metrics: dict[str, Any]
+    production_command: str = ""  # the verified launch without the test clip's limits, re-validated
+    production_changes: list[str] = field(default_factory=list)  # how it differs from serve_command
     explanation: str | None = None
     plan_notes: list[str] = field(default_factory=list)
     workdir: str = ""
@@ -36,6 +38,8 @@ class SmokeReport:
             "final_env": self.final_env,
             "serve_command": self.serve_command,
             "serve_command_verified": self.serve_command_verified,
+            "production_command": self.production_command,
+            "production_changes": self.production_changes,
             "metrics": self.metrics,
             "explanation": self.explanation,
             "plan_notes": self.plan_notes,
@@ -125,6 +129,10 @@ def render_text(report: SmokeReport) -> str:
         label = "serve with (planned, not run on vLLM here)"
     lines.append(f"  {label}:")
     lines.append(f"    {report.serve_command}")
+    if report.ok and report.production_command and report.production_command != report.serve_command:
+        lines.append("  for production (the test clip's limits dropped, checked by qvdoctor's rules, not run):")
+        lines.append(f"    {report.production_command}")
+        lines += [f"    - {c}" for c in report.production_changes]
     for note in report.plan_notes:
         if "'vllm' command" in note:
             lines.append(f"    note: {note}")

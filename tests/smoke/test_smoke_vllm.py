@@ -133,7 +133,10 @@ def test_patched_run_is_an_offline_success_with_metrics_and_emitted_files(patche
     assert m["peak_memory_bytes"] > 100 * 2**20 and "RSS" in m["peak_memory_source"]
     assert m["answer"]
     wd = Path(report["workdir"])
-    assert (wd / "serve.sh").read_text().splitlines()[-1] == report["serve_command"]
+    emitted = (wd / "serve.sh").read_text().splitlines()
+    assert emitted[-1] == report["production_command"] and f"# verified: {report['serve_command']}" in emitted
+    # the test clip's limits stay out of the production launch: images are not rejected
+    assert '"image":0' in report["serve_command"] and "limit-mm-per-prompt" not in report["production_command"]
     data = yaml.safe_load((wd / "serve.yaml").read_text())
     assert data["model"] == report["model"] and data["max-model-len"] == 1792
     assert data["limit-mm-per-prompt"]["video"] == report["final_flags"]["limit_mm_per_prompt"]["video"]
