@@ -130,6 +130,7 @@ EXPECTED_REAL = {  # failing runs in tests/logs/real/index.json -> root cause id
     "tp-not-dividing-heads": "tp-heads-not-divisible",
     "too-many-videos": "mm-limit-exceeded",
     "no-main-guard": "spawn-without-main-guard",
+    "shm-insufficient-space": "shm-too-small",
 }
 
 

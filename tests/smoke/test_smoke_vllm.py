@@ -248,3 +248,22 @@ def test_ctrl_c_stops_the_server_and_leaves_no_process(tiny_model, tmp_path):  #
     assert proc.returncode == 130, err[-2000:]
     assert "error: interrupted; the engine was stopped" in err and str(tmp_path) in err
     assert group_pids(pgid) == []
+
+
+# -- the first attempt is the diagnosed launch -----------------------------------------------------
+
+
+def test_first_attempt_carries_the_environment_checks_fix(tiny_model, tmp_path):  # noqa: F811
+    """With a 64 MiB /dev/shm (Docker's default, here a tmpfs in a private mount namespace)
+    diagnose's shm-too-small check fires before any engine start, and its environment fix is
+    already in the first attempt; vLLM then names the real limit (160 MiB for its worker
+    queue), which triage maps back to the same check."""
+    inner = (f"mount -t tmpfs -o size=64m tmpfs /dev/shm && exec {sys.executable} -m qvdoctor smoke --model tiny-random"
+             f" --json --max-attempts 1 --workdir {tmp_path}")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run(["unshare", "-m", "sh", "-c", inner], capture_output=True, text=True, env=env, timeout=TIMEOUT)
+    report = json.loads(res.stdout)
+    first = report["attempts"][0]
+    assert first["env"]["NCCL_SHM_DISABLE"] == "1"
+    assert any("shm-too-small" in n for n in report["plan_notes"])
+    assert first["finding"]["id"] == "shm-too-small" and not report["ok"]
