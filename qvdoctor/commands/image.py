@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
             "Build a vLLM image whose torch / vLLM / xformers kernels cover one compute capability, "
             "and prove it: a verify stage runs qvdoctor's kernel reader over the installed libraries "
             "and fails the build when the cc is not covered. Exit 0: built, 2: verification failed, "
-            "3: refused or could not build."
+            "3: refused or could not build.\n\nExample: qvdoctor build-image --cc 7.5 --driver 550.127.05"
         ),
     )(build_image)
     app.command(
@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
         help=(
             "List the SASS / PTX archs of the torch, vLLM, xformers, flash-attn and flashinfer "
             "libraries inside a local image (its layers are read; no container runs), and with --cc "
-            "whether it runs there. Exit 0: runs (or no --cc), 2: it does not, 3: error."
+            "whether it runs there. Exit 0: runs (or no --cc), 2: it does not, 3: error.\n\n"
+            "Example: qvdoctor inspect-image vllm/vllm-openai:latest --cc 7.5"
         ),
     )(inspect_image)
 
@@ -101,8 +102,8 @@ def build_image(
 def inspect_image(
     image: str = typer.Argument(..., help="A local image: name[:tag] or id."),
     cc: Optional[str] = typer.Option(None, "--cc", help="Compute capability to check, e.g. 7.5."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
+    json_out: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> int:
     import json
     import sys
     from dataclasses import asdict
@@ -113,7 +114,7 @@ def inspect_image(
 
     check_version(cc, "--cc", "7.5")
     report = inspect_image_report(image, cc=cc)
-    if as_json:
+    if json_out:
         data = {
             "image": report.ref, "id": report.image_id, "built_for_cc": report.built_for, "cc": cc,
             "runs_on": (not report.failures) if cc else None, "failures": report.failures,
@@ -122,7 +123,7 @@ def inspect_image(
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         _render(report)
-    raise typer.Exit(EXIT_FAIL if report.failures else EXIT_OK)
+    return EXIT_FAIL if report.failures else EXIT_OK
 
 
 def _render(report) -> None:

@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
             "Run one real video inference (vLLM offline, vllm serve, or transformers) with flags "
             "planned for this machine; when the engine fails, triage its log, apply the fix and "
             "retry. Ends with the 'vllm serve' command that worked. "
-            "Exit 0: an attempt succeeded, 2: none did, 3: bad input."
+            "Exit 0: an attempt succeeded, 2: none did, 3: bad input.\n\n"
+            "Example: qvdoctor smoke --video clip.mp4 --model Qwen/Qwen2.5-VL-3B-Instruct --emit-serve-cmd serve.sh"
         ),
     )(smoke)
 
@@ -30,11 +31,11 @@ def smoke(
     max_tokens: int = typer.Option(32, "--max-tokens", help="Tokens to generate."),
     timeout: float = typer.Option(900.0, "--timeout", help="Seconds one attempt may take."),
     workdir: Optional[str] = typer.Option(None, "--workdir", help="Where attempts keep their logs (default: a new directory under ~/.cache/qvdoctor/smoke)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     emit_serve_cmd: Optional[str] = typer.Option(None, "--emit-serve-cmd", metavar="FILE", help="Write the final 'vllm serve' command line to FILE."),
     emit_config: Optional[str] = typer.Option(None, "--emit-config", metavar="FILE", help="Write a YAML file for 'vllm serve --config FILE'."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream the engine's log to stderr."),
-) -> None:
+) -> int:
     import json
     import signal
     import sys
@@ -87,8 +88,8 @@ def smoke(
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if as_json:
+    if json_out:
         print(json.dumps(report.to_dict(), indent=2, default=str))
     else:
         print(render_text(report))
-    raise typer.Exit(EXIT_OK if report.ok else EXIT_FAIL)
+    return EXIT_OK if report.ok else EXIT_FAIL
