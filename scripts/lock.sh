@@ -4,6 +4,7 @@
 #                  + scripts/python-test-packages.txt (pins other engineers append)
 #   runtime.txt <- pyproject.toml + requirements/runtime.in, constrained to test.txt's versions
 #                  so both locks agree and can share one .venv.
+#   runtime-py310.txt <- the same inputs resolved for Python 3.10 (scripts/check-pythons.sh).
 # Usage: bash scripts/lock.sh [--upgrade]   (without --upgrade, existing pins are kept where possible)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,5 +20,8 @@ if [[ -s scripts/python-test-packages.txt ]]; then extra_inputs+=(scripts/python
   requirements/test.in pyproject.toml "${extra_inputs[@]}" -o requirements/test.txt
 "$UV" pip compile "${common[@]}" "$@" -c requirements/test.txt \
   requirements/runtime.in pyproject.toml -o requirements/runtime.txt
+# Python 3.10 (Ubuntu 22.04) cannot take test.txt's typer: its runtime lock is resolved on its own.
+"$UV" pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_28 --quiet \
+  --custom-compile-command "bash scripts/lock.sh" "$@" requirements/runtime.in pyproject.toml -o requirements/runtime-py310.txt
 echo "locked: requirements/test.txt ($(grep -c '^[A-Za-z]' requirements/test.txt) pins)," \
      "requirements/runtime.txt ($(grep -c '^[A-Za-z]' requirements/runtime.txt) pins)"

@@ -2,7 +2,8 @@
 # The project's test command (README: `bash scripts/test.sh`; CI: .ci/run).
 #   1. bash scripts/setup-test-env.sh   (apt + .venv; quick when already done)
 #   2. bash scripts/start-dockerd.sh    (local Docker engine, no bridge network)
-#   3. .venv/bin/python -m pytest -q "$@"
+#   3. bash scripts/check-pythons.sh    (runtime commands on Python 3.10 and 3.13)
+#   4. .venv/bin/python -m pytest -q "$@"
 # Extra arguments go to pytest, e.g. `bash scripts/test.sh tests/test_tinymodel.py -x`.
 # pytest's exit 5 ("no tests collected") fails a full run, but is accepted when arguments select
 # a subset that happens to be empty on this machine.
@@ -13,6 +14,8 @@ if dh="$(bash scripts/start-dockerd.sh)"; then
 else
   die "the local Docker engine could not be started (see above)"
 fi
+# qvdoctor's runtime commands on Python 3.10 and 3.13 (their own venvs from the runtime locks)
+bash scripts/check-pythons.sh
 # A hang guard (pytest-timeout), not a speed assertion: no single test may run 15 minutes.
 export PYTEST_TIMEOUT="${PYTEST_TIMEOUT:-900}"
 set +e
