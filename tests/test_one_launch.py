@@ -219,3 +219,13 @@ def test_every_package_imports_without_torch_vllm_or_ray():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("[]"), out.stdout
+
+
+def test_triage_reads_the_model_the_logs_engine_config_names(tmp_path):
+    """Without --model, the model path in the log's engine config line is read when it is local."""
+    log = tmp_path / "tp8.log"
+    log.write_text((EXAMPLES / "tp-heads-not-divisible.log").read_text()
+                   .replace("Qwen/Qwen2.5-VL-7B-Instruct", M7).replace("tensor_parallel_size=3", "tensor_parallel_size=8")
+                   .replace("tensor parallel size (3)", "tensor parallel size (8)"))
+    root = run_qvdoctor("diagnose", "--log", str(log), "--json").json()["findings"][0]
+    assert root["patch"]["flags"]["tensor_parallel_size"] == 4 and "valid sizes: 1, 2, 4" in root["fix"]

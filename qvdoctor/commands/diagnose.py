@@ -113,6 +113,23 @@ def _with_fixed(rx: Any) -> list[Any]:
 # --- log triage (qvdoctor diagnose --log) ---------------------------------------------------------
 
 
+def _local_model(name: Any) -> Any:
+    """The model a log names, read only if it is a local directory or in the local HF cache (no network)."""
+    from qvdoctor.model.info import _hf_cache_snapshot, load_model_info
+
+    name = str(name or "").strip("'\"")
+    if not name:
+        return None
+    local = Path(name).expanduser()
+    found = local if local.is_dir() else (_hf_cache_snapshot(name) if name.count("/") == 1 else None)
+    if found is None:
+        return None
+    try:
+        return load_model_info(found)
+    except QvError:
+        return None
+
+
 def run_log(o: dict[str, Any]) -> int:
     """Triage a vLLM log; this machine's (or --facts') facts and --model make the fixes concrete.
 
@@ -135,6 +152,8 @@ def run_log(o: dict[str, Any]) -> int:
         model_info = load_model_info(o["model"])
     names = build_context(snapshot, model=model_info)
     result = triage_text(text, names)
+    if model_info is None:  # the model the log's engine config names, when it is on this machine
+        model_info = _local_model(result.context.get("model"))
     findings = list(result.findings)
     if result.root is not None:
         from qvdoctor.consistency import repair_patch

@@ -12,7 +12,7 @@ from pathlib import Path
 from qvdoctor.compat import version_key
 from qvdoctor.image.matrix import load
 from qvdoctor.image.render import build_args, render_dockerfile
-from qvdoctor.image.resolve import Plan, Refused, resolve
+from qvdoctor.image.resolve import BuildPlan, Refused, resolve
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = Path("docs/build-image.md")
@@ -28,14 +28,14 @@ EXAMPLES = {
 }
 
 
-def _try(cc: str, cuda: str | None) -> Plan | Refused:
+def _try(cc: str, cuda: str | None) -> BuildPlan | Refused:
     try:
         return resolve(cc, cuda=cuda)
     except Refused as exc:
         return exc
 
 
-def _cell(result: Plan | Refused) -> str:
+def _cell(result: BuildPlan | Refused) -> str:
     if isinstance(result, Refused):
         return "✖ refused"
     return f"{result.vllm} {'wheels' if result.path == 'wheels' else '**source**'}"
@@ -73,7 +73,7 @@ def render_doc() -> str:
     for cc in CCS:
         auto = _try(cc, None)
         results = {c: _try(cc, c) for c in cudas}
-        auto_cell = _cell(auto) + (f" (CUDA {auto.cuda})" if isinstance(auto, Plan) else "")
+        auto_cell = _cell(auto) + (f" (CUDA {auto.cuda})" if isinstance(auto, BuildPlan) else "")
         out.append(f"| {cc} | {GPUS[cc]} | {auto_cell} | " + " | ".join(_cell(results[c]) for c in cudas) + " |")
         reasons: dict[str, list[str]] = {}
         for c, result in results.items():
@@ -81,7 +81,7 @@ def render_doc() -> str:
                 reasons.setdefault(result.message, []).append(c)
         for message, where in reasons.items():
             refusals.append(f"- **{cc}** with CUDA {', '.join(where)}: {message}")
-        if isinstance(auto, Plan):
+        if isinstance(auto, BuildPlan):
             details += [f"### cc {cc} ({GPUS[cc]}), no `--cuda`", "", f"{auto.summary}; driver >= {auto.driver_min}.", ""]
             details += [f"- {r}" for r in auto.reasons] + [f"- serving: {n}" for n in auto.notes]
             if auto.env or auto.serve_args:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from qvdoctor.errors import QvError
 from qvdoctor.image.matrix import load
-from qvdoctor.image.resolve import Plan
+from qvdoctor.image.resolve import BuildPlan
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # qvdoctor/
 TEMPLATE_DIRS = (PACKAGE_DIR / "_dockerfiles", PACKAGE_DIR.parent / "dockerfiles")  # installed wheel, source tree
@@ -34,7 +34,7 @@ def template_dir() -> Path:
     raise QvError("the Dockerfile templates are missing from this qvdoctor installation", hint="reinstall qvdoctor")
 
 
-def build_args(plan: Plan) -> dict[str, str]:
+def build_args(plan: BuildPlan) -> dict[str, str]:
     """The ARGs of the rendered Dockerfile, with the plan's values."""
     args = {
         "BASE_IMAGE": plan.base_image,
@@ -60,7 +60,7 @@ def build_args(plan: Plan) -> dict[str, str]:
     return args
 
 
-def offline_args(plan: Plan) -> dict[str, str]:
+def offline_args(plan: BuildPlan) -> dict[str, str]:
     """Build-arg overrides that install everything from the context's wheelhouse, no index."""
     args = {"PIP_INDEX_ARGS": "--no-index"}
     if plan.path == "wheels" and plan.vllm_spec.startswith("vllm @ "):
@@ -68,7 +68,7 @@ def offline_args(plan: Plan) -> dict[str, str]:
     return args
 
 
-def labels(plan: Plan) -> dict[str, str]:
+def labels(plan: BuildPlan) -> dict[str, str]:
     values = {
         "cc": plan.cc, "cuda": plan.cuda, "path": plan.path, "vllm": plan.vllm,
         "torch": f"{plan.torch}+cu{plan.torch_flavour.replace('.', '')}", "xformers": plan.xformers or "",
@@ -77,7 +77,7 @@ def labels(plan: Plan) -> dict[str, str]:
     return {LABEL_PREFIX + key: value for key, value in values.items()}
 
 
-def render_dockerfile(plan: Plan, command: str | None = None) -> str:
+def render_dockerfile(plan: BuildPlan, command: str | None = None) -> str:
     root = template_dir()
     name = "vllm-wheels.Dockerfile" if plan.path == "wheels" else "vllm-source.Dockerfile"
     text = _INCLUDE.sub(lambda m: (root / m.group(1)).read_text().rstrip("\n"), (root / name).read_text())
@@ -95,14 +95,14 @@ def render_dockerfile(plan: Plan, command: str | None = None) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
-def _header(plan: Plan, command: str | None) -> str:
+def _header(plan: BuildPlan, command: str | None) -> str:
     lines = [f"Rendered by qvdoctor: {command}" if command else "Rendered by qvdoctor build-image", "", plan.summary, "", "Why:"]
     lines += [f"  - {r}" for r in plan.reasons]
     lines += ["Serving on this GPU:"] + [f"  - {n}" for n in plan.notes]
     return "\n".join(f"# {line}".rstrip() for line in lines)
 
 
-def make_context(plan: Plan, dest: Path, dockerfile: str, wheelhouse: Path | None = None) -> Path:
+def make_context(plan: BuildPlan, dest: Path, dockerfile: str, wheelhouse: Path | None = None) -> Path:
     """Write the build context: Dockerfile, wheelhouse/, and qvdoctor-verify/ (reader + policy)."""
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "Dockerfile").write_text(dockerfile)

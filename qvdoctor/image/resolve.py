@@ -22,7 +22,7 @@ DEFAULT_PYTHON = "3.10"  # Ubuntu 22.04's python3; others come from the deadsnak
 
 
 @dataclass
-class Plan:
+class BuildPlan:
     """A resolved image: everything the Dockerfile templates need, and why."""
 
     cc: str
@@ -67,7 +67,7 @@ def resolve(
     python: str | None = None,
     driver: str | None = None,
     matrix: Matrix | None = None,
-) -> Plan:
+) -> BuildPlan:
     """``driver`` (e.g. "535.104.05") limits the choice to CUDA versions that driver can run."""
     m = matrix or load()
     _check_inputs(m, cc, cuda, vllm, python)
@@ -100,7 +100,7 @@ def resolve(
             continue
         for row in rows:
             result = _plan_for(m, row, c, cc, python)
-            if isinstance(result, Plan):
+            if isinstance(result, BuildPlan):
                 plans.append(result)
             else:
                 why_not.append(f"vLLM {row.version} with CUDA {c}: {result}")
@@ -116,7 +116,7 @@ def resolve(
             raise Refused(why_not[0] if len(why_not) == 1 else _join_refusals(why_not), hint=_refusal_hint(m, cc, cuda))
         raise Refused(f"no CUDA / vLLM combination builds for cc {cc}: " + _join_refusals(why_not))
 
-    def preference(plan: Plan):
+    def preference(plan: BuildPlan):
         row = m.vllm_release(plan.vllm)
         return (plan.path == "wheels", version_key(plan.vllm), bool(row and row.wheels[0] == plan.cuda), version_key(plan.cuda))
 
@@ -199,7 +199,7 @@ def _torch_flavour(m: Matrix, version: str, cuda: str, cc: str) -> tuple[str, st
     return f"torch {version} cu{same_major[0].replace('.', '')} wheels carry {torch.flavours[same_major[0]]}, nothing that runs on {cc}"
 
 
-def _plan_for(m: Matrix, row: VllmRelease, cuda: str, cc: str, python: str | None) -> Plan | str:
+def _plan_for(m: Matrix, row: VllmRelease, cuda: str, cc: str, python: str | None) -> BuildPlan | str:
     toolkit = m.toolkits[cuda]
     try:
         py = _pick_python(m, row, python)
@@ -239,7 +239,7 @@ def _plan_for(m: Matrix, row: VllmRelease, cuda: str, cc: str, python: str | Non
 
     transformers = max(row.transformers, compat.table()["qwen2_5_vl"]["transformers_min"], key=version_key)
     torch_spec, index = _torch_spec(m, row.torch, flavour)
-    plan = Plan(
+    plan = BuildPlan(
         cc=cc, cuda=cuda, path=path, vllm=row.version, torch=row.torch, torch_flavour=flavour, torch_archs=torch_archs,
         python=py,
         base_image=f"nvidia/cuda:{toolkit.image}-runtime-ubuntu22.04",
@@ -268,7 +268,7 @@ def _vllm_spec(m: Matrix, row: VllmRelease, cuda: str, path: str) -> str:
     return "vllm @ " + m.indexes["vllm_variant_wheel"].format(version=row.version, cuda_nodot=cuda.replace(".", ""))
 
 
-def _runtime_defaults(plan: Plan) -> None:
+def _runtime_defaults(plan: BuildPlan) -> None:
     """Env and `vllm serve` defaults that make this cc work (image_matrix.md §3.5)."""
     plan.env["VLLM_WORKER_MULTIPROC_METHOD"] = "spawn"
     plan.notes.append(f"needs an NVIDIA driver >= {plan.driver_min} (CUDA {plan.cuda})")

@@ -13,6 +13,8 @@ complete log of the attempt in ``attempt_dir/engine.log``, and returns an :class
 
 from __future__ import annotations
 
+import functools
+
 import json
 import os
 import shutil
@@ -23,7 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from qvdoctor.launch import Launch, flag_args
 from qvdoctor.smoke.proc import Child, ChildResult
@@ -319,10 +321,19 @@ def run_serve(inp: SmokeInput, launch: Launch, attempt_dir: Path, on_line: LineS
     return _finish(res, result, error)
 
 
-BACKENDS = ("vllm", "vllm-serve", "transformers")
+class Backend(Protocol):
+    """One way to run an attempt: start the engine with ``launch``, run ``inp``, keep the log."""
+
+    def __call__(self, inp: SmokeInput, launch: Launch, attempt_dir: Path, on_line: LineSink | None = None) -> Outcome: ...
+
+
+#: ``--backend`` name -> how an attempt runs. A new backend is one row here.
+BACKENDS: dict[str, Backend] = {
+    "vllm": functools.partial(run_in_runner, "vllm"),
+    "vllm-serve": run_serve,
+    "transformers": functools.partial(run_in_runner, "transformers"),
+}
 
 
 def run_attempt(backend: str, inp: SmokeInput, launch: Launch, attempt_dir: Path, on_line: LineSink | None = None) -> Outcome:
-    if backend == "vllm-serve":
-        return run_serve(inp, launch, attempt_dir, on_line)
-    return run_in_runner(backend, inp, launch, attempt_dir, on_line)
+    return BACKENDS[backend](inp, launch, attempt_dir, on_line)

@@ -190,12 +190,12 @@ def run_transformers(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-BACKENDS = {"vllm": run_vllm, "transformers": run_transformers}
+ENGINES = {"vllm": run_vllm, "transformers": run_transformers}  # what the child process runs
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[1]).read_text())
-    result = BACKENDS[spec["backend"]](spec)
+    result = ENGINES[spec["backend"]](spec)
     out = Path(spec["result"])
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(result, indent=2))
