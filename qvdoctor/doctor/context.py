@@ -76,7 +76,9 @@ def _video_max_pixels(plan: Any) -> int | None:
     best = budget * unit
     if plan.max_pixels:
         best = min(best, plan.max_pixels // unit * unit)
-    return best if best >= 4 * unit else None
+    from qvdoctor.model.vision_tokens import VIDEO_MIN_PIXELS
+
+    return best if best >= VIDEO_MIN_PIXELS else None  # below it qwen-vl-utils and vLLM resize up again
 
 
 FUNCTIONS: dict[str, Any] = {

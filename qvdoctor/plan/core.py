@@ -322,7 +322,10 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
     if s.video is not None and model.vision is not None:
         # a pinned max_pixels caps the client's frames too (qwen-vl-utils' max_pixels, and vLLM's
         # processor resizes what it is sent under the same limit)
-        video_client, _ = _video_tokens(model, s.video, None, client_max_pixels=max_pixels)
+        from qvdoctor.model.vision_tokens import VIDEO_MIN_PIXELS
+
+        client_cap = max(max_pixels, VIDEO_MIN_PIXELS) if max_pixels else None  # qwen-vl-utils' floor per frame
+        video_client, _ = _video_tokens(model, s.video, None, client_max_pixels=client_cap)
         if max_pixels is None:
             max_pixels = max(video_client.resized_height * video_client.resized_width, model.image_min_pixels)
         if limits is None:
