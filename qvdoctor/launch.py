@@ -126,6 +126,12 @@ class Launch:
             out = out.apply(patch)
         return out
 
+    def patch_to(self, other: "Launch") -> Patch:
+        """The patch that turns this launch into ``other`` (flags set or removed, env set)."""
+        flags: dict[str, Any] = {k: v for k, v in other.flags.items() if self.flags.get(k) != v}
+        flags.update({k: None for k in self.flags if k not in other.flags})
+        return Patch(flags, {k: v for k, v in other.env.items() if self.env.get(k) != v})
+
     def with_assignments(self, assignments: list[str]) -> "Launch":
         """Apply ``--flag KEY=VALUE`` overrides (``env:NAME=VALUE`` sets an environment variable)."""
         flags: dict[str, Any] = {}

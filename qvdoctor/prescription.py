@@ -62,11 +62,8 @@ class Prescription:
         return status_exit(worst_status(self.requested_findings))
 
     def fix_patch(self) -> Patch:
-        """What the last launch changes relative to the request (flags set or removed, env set)."""
-        flags = {k: v for k, v in self.last.flags.items() if self.request.flags.get(k) != v}
-        flags.update({k: None for k in self.request.flags if k not in self.last.flags})
-        env = {k: v for k, v in self.last.env.items() if self.request.env.get(k) != v}
-        return Patch(flags, env)
+        """What the last launch changes relative to the request."""
+        return self.request.patch_to(self.last)
 
 
 def status_exit(status: str) -> int:

@@ -130,7 +130,7 @@ def run_loop(
         fix = root.fix
         if consistent is not None:  # e.g. a TP from the log's numbers -> one the model can split
             nxt, notes = consistent(nxt)
-            patch = launch_diff(launch, nxt)
+            patch = launch.patch_to(nxt)
             if notes:
                 fix = f"{_describe(patch)}: " + "; ".join(notes)
         if nxt.key() == launch.key():
@@ -155,13 +155,6 @@ def run_loop(
         emit("patch", {"number": number, "patch": attempt.patch_applied})
         launch = nxt
     return LoopResult(attempts, launch, False, explanation)
-
-
-def launch_diff(old: Launch, new: Launch) -> Patch:
-    """The patch that turns ``old`` into ``new``."""
-    flags = {k: v for k, v in new.flags.items() if old.flags.get(k) != v}
-    flags.update({k: None for k in old.flags if k not in new.flags})
-    return Patch(flags, {k: v for k, v in new.env.items() if old.env.get(k) != v})
 
 
 def _describe(patch: Patch) -> str:
