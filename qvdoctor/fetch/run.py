@@ -3,49 +3,17 @@
 from __future__ import annotations
 
 import errno
-import fcntl
-import fnmatch
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from qvdoctor.errors import EXIT_FAIL, QvError
 from qvdoctor.fetch.http import redact_url
-from qvdoctor.fetch.listing import Listing, Origin, RemoteFile
+from qvdoctor.fetch.listing import Listing, Origin, RemoteFile, select
 from qvdoctor.fetch.partfile import disk_full
-from qvdoctor.fetch.paths import check_repo_path, target_path
-
-
-def select(files: list[RemoteFile], include: Sequence[str], exclude: Sequence[str]) -> list[RemoteFile]:
-    """huggingface_hub's allow/ignore pattern rules: fnmatch, a trailing '/' means the folder."""
-
-    def norm(p: str) -> str:
-        return p + "*" if p.endswith("/") else p
-
-    inc = [norm(p) for p in include]
-    exc = [norm(p) for p in exclude]
-    return [f for f in files if (not inc or any(fnmatch.fnmatch(f.path, p) for p in inc))
-            and not any(fnmatch.fnmatch(f.path, p) for p in exc)]
-
-
-@contextmanager
-def dir_lock(root: Path, reporter) -> Iterator[None]:
-    """One fetch per directory at a time; a second one waits, then finds the files done."""
-    lock_path = root / ".qvdoctor" / "lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            reporter.event("note", message=f"waiting for another qvdoctor fetch into {root}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+from qvdoctor.fetch.paths import check_repo_path, dir_lock, target_path
 
 
 def _preflight_space(root: Path, todo: list[RemoteFile]) -> None:

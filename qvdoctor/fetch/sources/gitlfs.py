@@ -19,8 +19,8 @@ from typing import Sequence
 
 from qvdoctor.errors import EXIT_FAIL, QvError
 from qvdoctor.fetch.http import redact_url
-from qvdoctor.fetch.listing import RemoteFile
-from qvdoctor.fetch.paths import check_repo_path, target_path
+from qvdoctor.fetch.listing import RemoteFile, select
+from qvdoctor.fetch.paths import check_repo_path, dir_lock, target_path
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _POINTER = re.compile(rb"^version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n")
@@ -125,7 +125,6 @@ def _clone(url: str, revision: str | None, staging: Path, env: dict, token: str 
 def fetch_git_lfs(repo_id: str, revision: str | None, root: Path, include: Sequence[str], exclude: Sequence[str],
                   dry_run: bool, reporter) -> dict:
     from qvdoctor.fetch.manifest import Manifest, load, sha256_file
-    from qvdoctor.fetch.run import dir_lock, select
     from qvdoctor.fetch.sources import endpoint_for
     from qvdoctor.fetch.sources.hf import hf_token
 
