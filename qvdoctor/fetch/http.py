@@ -27,6 +27,7 @@ class HttpError(Exception):
         self.reason = reason
         self.headers = headers or {}
         self.url = url
+        self.cause: BaseException | None = None
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -161,7 +162,9 @@ class HttpClient:
                 last = exc
                 if reused and attempt == 0:
                     continue
-                raise HttpError(0, f"{type(exc).__name__}: {exc}", url=redact_url(url)) from None
+                err = HttpError(0, f"{type(exc).__name__}: {exc}", url=redact_url(url))
+                err.cause = exc  # the transport error, for reach.py's words
+                raise err from None
             headers_out = {k.lower(): v for k, v in raw.getheaders()}
             return Response(raw.status, headers_out, url, raw, conn, self._pool, key)
         raise HttpError(0, str(last), url=redact_url(url))

@@ -16,6 +16,7 @@ FETCH_HINT = "download one with 'qvdoctor fetch Qwen/Qwen2.5-VL-3B-Instruct', pa
 class ModelChoice:
     directory: Path  # where the weights are
     name: str  # what the serve command names: the repo id or the directory the user gave
+    where: str = ""  # for a repo id: where it was found locally (registry, Hugging Face cache)
 
 
 def _has_weights(directory: Path) -> bool:
@@ -56,4 +57,7 @@ def resolve(spec: str | None) -> ModelChoice:
         raise QvError(exc.message, hint=f"smoke needs the whole model: {FETCH_HINT}") from None
     if not _has_weights(directory):
         raise QvError(f"{directory} has a config.json but no weights (*.safetensors)", hint=f"smoke needs the whole model: {FETCH_HINT}")
-    return ModelChoice(directory, spec if Path(spec).expanduser().is_dir() is False else str(directory))
+    from qvdoctor.model.info import where_found
+
+    is_dir = Path(spec).expanduser().is_dir()
+    return ModelChoice(directory, str(directory) if is_dir else spec, "" if is_dir else (where_found(spec, directory) or ""))

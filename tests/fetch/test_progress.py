@@ -28,9 +28,10 @@ def test_json_events(hub, tmp_path):
     ev = events(r.stdout)
     assert len(ev) == len(r.stdout.splitlines())  # every line is one JSON object
     kinds = [e["event"] for e in ev]
-    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert kinds[:2] == ["reach", "start"] and kinds[-1] == "done"
+    assert ev[0]["sources"]["hf"]["ok"] is True
     assert kinds.count("file_start") == 6 and kinds.count("file_done") == 6
-    assert ev[0]["bytes"] == 1_640_056 and ev[-1]["verified"] == 6
+    assert ev[1]["bytes"] == 1_640_056 and ev[-1]["verified"] == 6
     for e in ev:
         if e["event"] == "file_done":
             assert len(e["sha256"]) == 64
