@@ -166,11 +166,17 @@ class Engine:
             with self.cond:
                 self.fatal = KeyboardInterrupt()
                 self.cond.notify_all()
+            # Workers stop at their next block; wait for them so no write lands after the part
+            # files are closed (a reused descriptor number would take it).
+            deadline = time.monotonic() + 3.0
+            for t in threads:
+                t.join(max(0.0, deadline - time.monotonic()))
             raise
         finally:
-            for job in self.open + self.finished:
-                if job.part is not None:
-                    job.part.close()
+            if not any(t.is_alive() for t in threads):  # else the process is exiting: the OS closes them
+                for job in self.open + self.finished:
+                    if job.part is not None:
+                        job.part.close()
         if self.fatal is not None:
             raise self.fatal
         return self.finished
@@ -393,6 +399,8 @@ class Engine:
             view = memoryview(c.buf)
             assert job.part is not None
             while got < want:
+                if self.fatal is not None:
+                    raise TransferError(f"{src}: stopped")
                 off = c.done
                 n = resp.readinto(view[off : off + min(BLOCK, want - got)])
                 if not n:
@@ -470,7 +478,7 @@ class Engine:
         with self.cond:
             job.active -= 1
             c.state = "pending"
-            if job.state != "running":
+            if job.state != "running" or self.fatal is not None:
                 return
             job.errors_in_row += 1
             job.errors_on_origin += 1

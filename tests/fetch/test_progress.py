@@ -16,7 +16,9 @@ def test_plain_lines_when_piped(hub, tmp_path):
     r = run_cli("fetch", REPO_ID, "--source", "hf", "--local-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith(f"fetch: {REPO_ID} @ ") and "6 files, 1.6 MB" in lines[0]
+    # The reachability probe comes first, on the terminal, not only in --json.
+    assert lines[0].startswith("source hf (http://127.0.0.1:") and "reachable" in lines[0]
+    assert lines[1].startswith(f"fetch: {REPO_ID} @ ") and "6 files, 1.6 MB" in lines[1]
     assert sum(1 for line in lines if line.strip().startswith("verified")) == 6
     assert lines[-1].startswith("fetch: 6 files verified")
     assert "\x1b[" not in r.stdout  # no terminal escapes in logs
