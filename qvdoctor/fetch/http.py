@@ -99,7 +99,14 @@ class HttpClient:
         self.user_agent = user_agent
         self._pool = _Pool()
         self._proxies = urllib.request.getproxies()
-        self._ssl = ssl.create_default_context()
+        self._ssl_ctx: ssl.SSLContext | None = None  # made on the first https request (loading CAs takes ~30 ms)
+        self._ssl_lock = threading.Lock()
+
+    def _ssl(self) -> ssl.SSLContext:
+        with self._ssl_lock:
+            if self._ssl_ctx is None:
+                self._ssl_ctx = ssl.create_default_context()
+            return self._ssl_ctx
 
     # -- connections -----------------------------------------------------------------------
     def _proxy_for(self, scheme: str, host: str) -> str | None:
@@ -125,13 +132,13 @@ class HttpClient:
             p = urlsplit(proxy)
             pport = p.port or (443 if p.scheme == "https" else 80)
             if scheme == "https":
-                conn = http.client.HTTPSConnection(p.hostname, pport, timeout=self.timeout, context=self._ssl)
+                conn = http.client.HTTPSConnection(p.hostname, pport, timeout=self.timeout, context=self._ssl())
                 conn.set_tunnel(host, port, headers=extra or None)
                 return key, conn, False, {}
             conn = http.client.HTTPConnection(p.hostname, pport, timeout=self.timeout)
             return key, conn, True, extra
         if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl)
+            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         return key, conn, False, {}

@@ -14,7 +14,14 @@ from qvdoctor.fetch.listing import Listing, Origin
 from qvdoctor.fetch.sources import list_repo
 
 SAMPLE_BYTES = 2 << 20
-LIST_TIMEOUT = float(os.environ.get("QVDOCTOR_PROBE_TIMEOUT", "20"))
+
+
+def list_timeout() -> float:
+    """Seconds to wait for a listing (QVDOCTOR_PROBE_TIMEOUT, default 20)."""
+    try:
+        return float(os.environ.get("QVDOCTOR_PROBE_TIMEOUT", "20"))
+    except ValueError:
+        return 20.0
 LATE_S = 2.0  # how long the other listings may lag behind the first
 
 
@@ -67,7 +74,7 @@ def choose(sources: list[str], repo_id: str, revision: str | None, reporter,
     threads = [threading.Thread(target=probe, args=(s,), daemon=True) for s in sources]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + LIST_TIMEOUT
+    deadline = time.monotonic() + list_timeout()
     while time.monotonic() < deadline and any(t.is_alive() for t in threads) and not done.wait(0.05):
         pass
     late = min(deadline, time.monotonic() + LATE_S)

@@ -144,6 +144,8 @@ class PlainReporter(Reporter):
             self._say(f"  retry    {fields['path']}: {fields['reason']}")
         elif kind == "note":
             self._say(f"  {fields.get('message', '')}")
+        elif kind == "reach" and not any(r.get("ok") or r.get("pending") for r in fields.get("sources", {}).values()):
+            pass  # the error line that follows names every source and why
         elif kind in ("reach", "probe"):
             for line in describe_sources(kind, fields):
                 self._say(line)

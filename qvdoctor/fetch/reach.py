@@ -28,6 +28,7 @@ class Reach:
     ok: bool
     reason: str = ""  # why not, in words ("" when ok)
     seconds: float = 0.0
+    pending: bool = False  # no answer yet: slow, not refused; the listing may still come
 
     def line(self) -> str:
         state = f"reachable ({self.seconds * 1000:.0f} ms)" if self.ok else self.reason
@@ -42,7 +43,7 @@ def _classify(exc: BaseException, host: str, port: int) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return f"connection refused by {host}:{port}"
     if isinstance(exc, (TimeoutError, socket.timeout)):
-        return f"no answer from {host}:{port} within {DEADLINE:g} s"
+        return f"no answer from {host}:{port} within {DEADLINE:g} s yet"
     if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
         return f"no route to {host}:{port} ({exc.strerror})"
     if isinstance(exc, ConnectionResetError):
@@ -110,7 +111,9 @@ def probe(names: list[str], repo_id: str, revision: str | None) -> dict[str, Rea
             src = SOURCES[name]
             host = urlsplit(src.endpoint()).hostname or ""
             what = "DNS: no answer for" if stage.get(name) == "dns" else "no answer from"
-            out[name] = Reach(name, redact_url(src.endpoint()), False, f"{what} {host} within {DEADLINE:g} s", DEADLINE)
+            out[name] = Reach(name, redact_url(src.endpoint()), False, f"{what} {host} within {DEADLINE:g} s yet", DEADLINE)
+    for r in out.values():
+        r.pending = not r.ok and r.reason.endswith(" yet")
     return {n: out[n] for n in names}
 
 

@@ -57,22 +57,61 @@ def _write_cache_ref(repo_id: str, revision: str | None, commit: str) -> None:
 
 
 def _reachable(names: list[str], repo_id: str, revision: str | None, reporter, auto: bool) -> tuple[list[str], dict[str, str]]:
-    """Probe every source at once; report each; raise at once when none can be asked.
-    Returns (reachable names, {unreachable name: why})."""
+    """Probe every source at once and report each (within about 1.5 s); raise at once when every
+    source failed for good (DNS, refused, TLS, 403, offline). Sources with no answer yet stay in
+    the running: a slow link is not a dead one. Returns (names to list, {failed name: why})."""
     from qvdoctor.fetch.reach import probe, summary
 
     results = probe(names, repo_id, revision)
-    reporter.event("reach", sources={n: {"endpoint": r.endpoint, "ok": r.ok, "reason": r.reason,
+    for r in results.values():
+        if r.pending:
+            r.reason += f"; waiting up to {_list_timeout():g} s"
+    reporter.event("reach", sources={n: {"endpoint": r.endpoint, "ok": r.ok, "reason": r.reason, "pending": r.pending,
                                          "ms": round(r.seconds * 1000)} for n, r in results.items()})
-    ok = [n for n, r in results.items() if r.ok]
-    if not ok:
+    alive = [n for n, r in results.items() if r.ok or r.pending]
+    if not alive:
         offline = all(r.reason.startswith("offline mode") for r in results.values())
         hint = ("unset the offline setting to download, or use a model that is already local"
                 if offline else "check the network, DNS and proxy (https_proxy), or name a reachable hub with --source")
         if not auto:
             raise QvError(f"cannot reach {summary(results)}", hint=hint)
         raise QvError(f"no source could be asked for {repo_id}: {summary(results)}", hint=hint)
-    return ok, {n: r.reason for n, r in results.items() if not r.ok}
+    return alive, {n: r.reason for n, r in results.items() if not (r.ok or r.pending)}
+
+
+def _list_timeout() -> float:
+    from qvdoctor.fetch.probe import list_timeout
+
+    return list_timeout()
+
+
+class _Background:
+    """Run ``fn`` in a daemon thread; ``result()`` waits and returns or raises what it did."""
+
+    def __init__(self, fn):
+        import threading
+
+        self._out: tuple[bool, object] | None = None
+
+        def run() -> None:
+            try:
+                self._out = (True, fn())
+            except BaseException as exc:  # noqa: BLE001 - handed to result()
+                self._out = (False, exc)
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def result(self, timeout: float, message: str):
+        deadline = time.monotonic() + timeout
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            self._thread.join(0.2)  # short joins: Ctrl-C stays responsive
+        if self._out is None:
+            raise QvError(message, hint="check the network, DNS and proxy (https_proxy), or name a reachable hub with --source")
+        ok, value = self._out
+        if not ok:
+            raise value  # type: ignore[misc]
+        return value
 
 
 def fetch(
@@ -118,9 +157,14 @@ def fetch(
                 names.append(s)
     else:
         names = [source]
+    adapter = SOURCES.get(source)
+    early = None
+    if adapter is not None and adapter.list is not None:
+        # One named HTTP source: list it while the reachability probe runs (the probe's answer
+        # only matters when it fails, and then it is the error), so the probe costs no time.
+        early = _Background(lambda: list_repo(source, repo_id, revision))
     names, unreachable = _reachable(names, repo_id, revision, reporter, source == "auto")
 
-    adapter = SOURCES.get(source)
     if adapter is not None and adapter.transfer is not None:
         summary = adapter.transfer(repo_id, revision, root, include, exclude, dry_run, reporter)
         if not dry_run:
@@ -133,7 +177,9 @@ def fetch(
 
         listing, fallbacks = choose(names, repo_id, revision, reporter, unreachable)
     else:
-        listing = list_repo(source, repo_id, revision)
+        assert early is not None
+        listing = early.result(_list_timeout(), f"cannot reach {source} ({redact_url(endpoint_for(source))}): "
+                                                f"no listing within {_list_timeout():g} s")
     if cache:
         root = cache_snapshot_dir(repo_id, listing.commit)
     files = select(listing.files, include, exclude)

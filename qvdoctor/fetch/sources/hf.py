@@ -17,15 +17,19 @@ TOKEN_HINT = "set HF_TOKEN or run 'hf auth login' with an account that has accep
 
 
 def hf_token() -> str | None:
-    """HF_TOKEN, else the huggingface_hub login (HF_TOKEN_PATH or the stored token)."""
+    """HF_TOKEN, else the token `hf auth login` stored (HF_TOKEN_PATH, else $HF_HOME/token), read
+    the way huggingface_hub reads it, without importing it."""
     token = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     if token:
         return token.strip()
+    path = os.environ.get("HF_TOKEN_PATH")
+    if not path:
+        home = os.environ.get("HF_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface")
+        path = os.path.join(os.path.expanduser(home), "token")
     try:
-        from huggingface_hub import get_token
-
-        return get_token()
-    except Exception:  # noqa: BLE001 - no login is not an error
+        with open(os.path.expanduser(path)) as fh:
+            return fh.read().strip() or None
+    except OSError:
         return None
 
 
