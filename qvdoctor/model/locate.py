@@ -59,5 +59,9 @@ def resolve(spec: str | None) -> ModelChoice:
         raise QvError(f"{directory} has a config.json but no weights (*.safetensors)", hint=f"smoke needs the whole model: {FETCH_HINT}")
     from qvdoctor.model.info import where_found
 
-    is_dir = Path(spec).expanduser().is_dir()
-    return ModelChoice(directory, str(directory) if is_dir else spec, "" if is_dir else (where_found(spec, directory) or ""))
+    if Path(spec).expanduser().is_dir():
+        return ModelChoice(directory, str(directory))
+    # A repo id: vLLM finds it by id only in the Hugging Face cache; a directory fetch wrote
+    # elsewhere (--local-dir) is named by its path, or the serve command would download it again.
+    in_hf_cache = directory.parent.name == "snapshots" and directory.parent.parent.name.startswith("models--")
+    return ModelChoice(directory, spec if in_hf_cache else str(directory), where_found(spec, directory) or "")

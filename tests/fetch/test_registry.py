@@ -71,7 +71,8 @@ def test_diagnose_model_and_smoke_lookup_use_the_registry(qwen_hub, tmp_path, ca
     assert cli(capsys, "fetch", MODEL, "--source", "hf", "--local-dir", str(d))[0] == 0
     monkeypatch.setenv("HF_ENDPOINT", DEAD)
     choice = resolve(MODEL)  # what smoke does with --model REPO_ID
-    assert choice.directory == d and choice.name == MODEL
+    # Outside the Hugging Face cache vLLM would not find it by id: the serve command names the path.
+    assert choice.directory == d and choice.name == str(d)
     assert choice.where.startswith(f"{MODEL}: found in the qvdoctor registry at {d}")
     # diagnose --model and plan read the model through load_model_info (diagnose itself cannot
     # run on this branch's base: doctor/render.py there has a 3.12-only f-string, fixed on main).
@@ -101,6 +102,9 @@ def test_fetch_cache_is_found_by_huggingface_hub_offline(qwen_hub, tmp_path, cap
     assert (snap / "config.json").is_file() and (snap / "model-00001-of-00001.safetensors").is_file()
     assert (hub_cache / "models--Qwen--Qwen2.5-VL-3B-Instruct" / "refs" / "main").read_text() == commit
     assert _registry()["models"][-1]["directory"] == str(snap)
+    from qvdoctor.model.locate import resolve
+
+    assert resolve(MODEL).name == MODEL  # in the cache: the serve command may name the id
     # The lookups vLLM and transformers make for a repo id, with the hub switched off.
     probe = ("from huggingface_hub import hf_hub_download, snapshot_download; "
              f"print(snapshot_download({MODEL!r}, local_files_only=True)); "
