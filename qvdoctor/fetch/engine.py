@@ -7,6 +7,7 @@ given only after the hash matched. Stalls and repeated errors move a file to its
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import re
 import threading
@@ -86,7 +87,7 @@ class Chunk:
     done: int = 0
     state: str = "pending"  # pending | active | done
     not_before: float = 0.0
-    buf: bytearray | None = None
+    buf: bytearray | mmap.mmap | None = None
     confirm: bool = False  # repair pass: accept only when a fresh fetch equals the bytes on disk
 
 
@@ -393,7 +394,7 @@ class Engine:
             return self._confirm_chunk(job, c)
         length = c.end - c.start
         if c.buf is None:
-            c.buf = bytearray(length)
+            c.buf = _buffer(length)
             if c.done:
                 assert job.part is not None
                 c.buf[: c.done] = job.part.read_at(c.start, c.done)
@@ -450,7 +451,7 @@ class Engine:
     def _confirm_chunk(self, job: FileJob, c: Chunk) -> None:
         """Repair after a hash mismatch: a chunk is accepted once two fetches agree byte for byte."""
         length = c.end - c.start
-        buf = bytearray(length)
+        buf = _buffer(length)
         resp, want, body_len, lying = self._open_range(job, c.start, c.end)
         src = job.origin.source
         got = 0
@@ -613,6 +614,12 @@ class Engine:
             with self.cond:
                 job.part.discard()
                 self._fail(job, reason)
+
+
+def _buffer(n: int):
+    """Memory for one chunk's bytes. Large ones are anonymous mappings: their pages appear as the
+    bytes land, where ``bytearray(n)`` would first zero every page (a tenth of the CPU here)."""
+    return mmap.mmap(-1, n) if n >= BLOCK else bytearray(n)
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:
