@@ -159,14 +159,14 @@ def fetch(
         names = [source]
     adapter = SOURCES.get(source)
     early = None
-    if adapter is not None and adapter.list is not None:
+    if adapter is not None and adapter.list is not None and adapter.offline() is None:
         # One named HTTP source: list it while the reachability probe runs (the probe's answer
         # only matters when it fails, and then it is the error), so the probe costs no time.
         early = _Background(lambda: list_repo(source, repo_id, revision))
     names, unreachable = _reachable(names, repo_id, revision, reporter, source == "auto")
 
     if adapter is not None and adapter.transfer is not None:
-        summary = adapter.transfer(repo_id, revision, root, include, exclude, dry_run, reporter)
+        summary = adapter.transfer(repo_id, revision, root, include, exclude, dry_run, reporter, verify_all=verify_all)
         if not dry_run:
             _record(summary, root, complete=not include and not exclude)
         return summary

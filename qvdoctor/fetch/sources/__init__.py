@@ -70,10 +70,11 @@ def _ms_list(endpoint: str, repo_id: str, revision: str | None) -> Listing:
     return list_modelscope(endpoint, repo_id, revision)
 
 
-def _git_transfer(repo_id: str, revision: str | None, root, include, exclude, dry_run: bool, reporter) -> dict:
+def _git_transfer(repo_id: str, revision: str | None, root, include, exclude, dry_run: bool, reporter,
+                  verify_all: bool = False) -> dict:
     from qvdoctor.fetch.sources.gitlfs import fetch_git_lfs
 
-    return fetch_git_lfs(repo_id, revision, root, include, exclude, dry_run, reporter)
+    return fetch_git_lfs(repo_id, revision, root, include, exclude, dry_run, reporter, verify_all)
 
 
 def _hf_probe(endpoint: str, repo_id: str, revision: str | None) -> str:
