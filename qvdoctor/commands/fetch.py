@@ -36,10 +36,10 @@ def register(app: typer.Typer) -> None:
         local_dir: Optional[str] = typer.Option(None, "--local-dir", help="target directory (default: ./<name>)"),
         include: List[str] = typer.Option([], "--include", help="glob of files to fetch (repeatable)"),
         exclude: List[str] = typer.Option([], "--exclude", help="glob of files to skip (repeatable)"),
-        connections: Optional[int] = typer.Option(None, "--connections", help="connections per large file (default: 8, widened to 10 on throttled links)"),
+        connections: Optional[int] = typer.Option(None, "--connections", help="connections per file, used as given (default: all opened at once, 40 shared by the files in flight, at most 20 per file)"),
         dry_run: bool = typer.Option(False, "--dry-run", help="list what would be fetched, transfer nothing"),
         verify_all: bool = typer.Option(False, "--verify-all", help="re-hash every file present, even those the manifest proves unchanged"),
-        cache: bool = typer.Option(False, "--cache", help="write into the Hugging Face cache (models--O--N/snapshots/<commit>), where vLLM and transformers find it by id"),
+        cache: bool = typer.Option(False, "--cache", help="write into the Hugging Face cache (snapshots/<commit> of the repo), where vLLM and transformers find it by id"),
         json_out: bool = typer.Option(False, "--json", help="emit JSON-lines events on stdout"),
     ) -> None:
         """Download a model repo, resumable and verified (sha256), from the fastest source.

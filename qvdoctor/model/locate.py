@@ -49,19 +49,25 @@ def resolve(spec: str | None) -> ModelChoice:
         snap = cached[0]
         repo = snap.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
         return ModelChoice(snap, repo)
-    from qvdoctor.model.info import resolve_model_dir
+    from qvdoctor.model.info import resolve_model_dir, where_found
+    from qvdoctor.model.registry import find
 
-    try:
-        directory = resolve_model_dir(spec)
-    except QvError as exc:
-        raise QvError(exc.message, hint=f"smoke needs the whole model: {FETCH_HINT}") from None
+    is_dir = Path(spec).expanduser().is_dir()
+    # A repo id: a whole fetched copy first (the registry may also hold a small-files-only one).
+    found = find(spec, need_weights=True) if not is_dir and spec.count("/") == 1 else None
+    if found is not None and _has_weights(found.directory):
+        directory, where = found.directory, found.describe()
+    else:
+        try:
+            directory = resolve_model_dir(spec)
+        except QvError as exc:
+            raise QvError(exc.message, hint=f"smoke needs the whole model: {FETCH_HINT}") from None
+        where = "" if is_dir else (where_found(spec, directory) or "")
     if not _has_weights(directory):
         raise QvError(f"{directory} has a config.json but no weights (*.safetensors)", hint=f"smoke needs the whole model: {FETCH_HINT}")
-    from qvdoctor.model.info import where_found
-
-    if Path(spec).expanduser().is_dir():
+    if is_dir:
         return ModelChoice(directory, str(directory))
-    # A repo id: vLLM finds it by id only in the Hugging Face cache; a directory fetch wrote
-    # elsewhere (--local-dir) is named by its path, or the serve command would download it again.
+    # vLLM finds a repo id only in the Hugging Face cache; a directory fetch wrote elsewhere
+    # (--local-dir) is named by its path, or the serve command would download the model again.
     in_hf_cache = directory.parent.name == "snapshots" and directory.parent.parent.name.startswith("models--")
-    return ModelChoice(directory, spec if in_hf_cache else str(directory), where_found(spec, directory) or "")
+    return ModelChoice(directory, spec if in_hf_cache else str(directory), where)

@@ -83,6 +83,16 @@ def test_diagnose_model_and_smoke_lookup_use_the_registry(qwen_hub, tmp_path, ca
     assert any(n.startswith(f"{MODEL}: found in the qvdoctor registry at {d}") for n in info.notes), info.notes
 
 
+def test_smoke_prefers_a_whole_copy_over_small_files(qwen_hub, tmp_path, capsys, monkeypatch):
+    from qvdoctor.model.locate import resolve
+
+    whole, small = tmp_path / "whole", tmp_path / "small"
+    assert cli(capsys, "fetch", MODEL, "--source", "hf", "--local-dir", str(whole))[0] == 0
+    assert cli(capsys, "fetch", MODEL, "--source", "hf", "--local-dir", str(small), "--include", "*.json")[0] == 0
+    monkeypatch.setenv("HF_ENDPOINT", DEAD)
+    assert resolve(MODEL).directory == whole
+
+
 def test_a_moved_directory_is_not_found(qwen_hub, tmp_path, capsys, monkeypatch):
     from qvdoctor.model.registry import find
 
