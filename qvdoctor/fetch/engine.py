@@ -157,6 +157,23 @@ class Engine:
         self.started = time.monotonic()
         self.bytes_in = 0
         self.active_total = 0
+        self.buffers: dict[int, list] = {}  # chunk size -> mappings free for reuse
+
+    # -- chunk buffers -------------------------------------------------------------------
+    def _take_buffer(self, n: int):
+        """A buffer for one chunk: a hashed chunk's (its pages already mapped), else a new one."""
+        with self.cond:
+            free = self.buffers.get(n)
+            if free:
+                return free.pop()
+        return _buffer(n)
+
+    def _give_buffer(self, buf) -> None:
+        """With the lock held: keep a hashed chunk's mapping for the next chunk of that size."""
+        if isinstance(buf, mmap.mmap):
+            free = self.buffers.setdefault(len(buf), [])
+            if len(free) < 16:  # bounded: at most 16 chunks (128 MiB) kept mapped
+                free.append(buf)
 
     # -- public --------------------------------------------------------------------------
     def run(self) -> list[FileJob]:
@@ -394,7 +411,7 @@ class Engine:
             return self._confirm_chunk(job, c)
         length = c.end - c.start
         if c.buf is None:
-            c.buf = _buffer(length)
+            c.buf = self._take_buffer(length)
             if c.done:
                 assert job.part is not None
                 c.buf[: c.done] = job.part.read_at(c.start, c.done)
@@ -451,7 +468,7 @@ class Engine:
     def _confirm_chunk(self, job: FileJob, c: Chunk) -> None:
         """Repair after a hash mismatch: a chunk is accepted once two fetches agree byte for byte."""
         length = c.end - c.start
-        buf = _buffer(length)
+        buf = self._take_buffer(length)
         resp, want, body_len, lying = self._open_range(job, c.start, c.end)
         src = job.origin.source
         got = 0
@@ -559,6 +576,7 @@ class Engine:
                     job.sha1.update(buf)
                 with self.cond:
                     job.cursor += 1
+                    self._give_buffer(buf)
                     self.cond.notify_all()
         finally:
             job.hash_lock.release()
