@@ -115,13 +115,15 @@ def _with_fixed(rx: Any) -> list[Any]:
 
 def _local_model(name: Any) -> Any:
     """The model a log names, read only if it is a local directory or in the local HF cache (no network)."""
-    from qvdoctor.model.info import _hf_cache_snapshot, load_model_info
+    from qvdoctor.model.info import load_model_info
+    from qvdoctor.model.registry import find
 
     name = str(name or "").strip("'\"")
     if not name:
         return None
     local = Path(name).expanduser()
-    found = local if local.is_dir() else (_hf_cache_snapshot(name) if name.count("/") == 1 else None)
+    hit = find(name) if not local.is_dir() and name.count("/") == 1 else None
+    found = local if local.is_dir() else (hit.directory if hit is not None else None)
     if found is None:
         return None
     try:

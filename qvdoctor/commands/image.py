@@ -30,7 +30,10 @@ def register(app: typer.Typer) -> None:
 
 
 def build_image(
-    cc: str = typer.Option(..., "--cc", help="Target compute capability, e.g. 7.5 (nvidia-smi --query-gpu=compute_cap --format=csv)."),
+    cc: Optional[str] = typer.Option(None, "--cc", help="Target compute capability, e.g. 7.5 (nvidia-smi --query-gpu=compute_cap --format=csv)."),
+    facts: Optional[str] = typer.Option(
+        None, "--facts", help="Take --cc and --driver from a facts snapshot of the target: a file ('qvdoctor diagnose --save-facts FILE' there) or a shipped name such as t4."
+    ),
     cuda: Optional[str] = typer.Option(None, "--cuda", help="CUDA of the stack: 11.8, 12.1, 12.4, 12.6, 12.8, 12.9 or 13.0 (default: chosen)."),
     vllm: Optional[str] = typer.Option(None, "--vllm", help="vLLM release from the build matrix (default: the newest that fits)."),
     python: Optional[str] = typer.Option(None, "--python", help="Python version in the image, e.g. 3.10."),
@@ -54,6 +57,16 @@ def build_image(
     from qvdoctor.image.render import build_args, make_context, offline_args, render_dockerfile
     from qvdoctor.image.resolve import resolve
 
+    if facts is not None:
+        from qvdoctor.image.target import target_from_facts
+
+        target = target_from_facts(facts)
+        cc = cc or target.cc  # an explicit --cc / --driver wins over the snapshot
+        driver = driver or target.driver
+        print(f"build-image: target {target.describe()}", file=sys.stderr)
+    if cc is None:
+        raise QvError("build-image needs the target's compute capability",
+                      hint="pass --facts FILE|NAME (a snapshot of the target, e.g. --facts t4) or --cc, e.g. --cc 7.5")
     plan = resolve(cc, cuda=cuda, vllm=vllm, python=python, driver=driver)
     command = "qvdoctor build-image " + " ".join(
         f"{flag} {value}" for flag, value in (("--cc", cc), ("--cuda", cuda), ("--vllm", vllm), ("--python", python), ("--driver", driver)) if value

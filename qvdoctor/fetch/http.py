@@ -27,6 +27,7 @@ class HttpError(Exception):
         self.reason = reason
         self.headers = headers or {}
         self.url = url
+        self.cause: BaseException | None = None
 
 
 def origin(url: str) -> tuple[str, str, int]:
@@ -98,7 +99,14 @@ class HttpClient:
         self.user_agent = user_agent
         self._pool = _Pool()
         self._proxies = urllib.request.getproxies()
-        self._ssl = ssl.create_default_context()
+        self._ssl_ctx: ssl.SSLContext | None = None  # made on the first https request (loading CAs takes ~30 ms)
+        self._ssl_lock = threading.Lock()
+
+    def _ssl(self) -> ssl.SSLContext:
+        with self._ssl_lock:
+            if self._ssl_ctx is None:
+                self._ssl_ctx = ssl.create_default_context()
+            return self._ssl_ctx
 
     # -- connections -----------------------------------------------------------------------
     def _proxy_for(self, scheme: str, host: str) -> str | None:
@@ -124,13 +132,13 @@ class HttpClient:
             p = urlsplit(proxy)
             pport = p.port or (443 if p.scheme == "https" else 80)
             if scheme == "https":
-                conn = http.client.HTTPSConnection(p.hostname, pport, timeout=self.timeout, context=self._ssl)
+                conn = http.client.HTTPSConnection(p.hostname, pport, timeout=self.timeout, context=self._ssl())
                 conn.set_tunnel(host, port, headers=extra or None)
                 return key, conn, False, {}
             conn = http.client.HTTPConnection(p.hostname, pport, timeout=self.timeout)
             return key, conn, True, extra
         if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl)
+            conn = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl())
         else:
             conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
         return key, conn, False, {}
@@ -161,7 +169,9 @@ class HttpClient:
                 last = exc
                 if reused and attempt == 0:
                     continue
-                raise HttpError(0, f"{type(exc).__name__}: {exc}", url=redact_url(url)) from None
+                err = HttpError(0, f"{type(exc).__name__}: {exc}", url=redact_url(url))
+                err.cause = exc  # the transport error, for reach.py's words
+                raise err from None
             headers_out = {k.lower(): v for k, v in raw.getheaders()}
             return Response(raw.status, headers_out, url, raw, conn, self._pool, key)
         raise HttpError(0, str(last), url=redact_url(url))

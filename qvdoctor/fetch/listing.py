@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 
 @dataclass
@@ -39,3 +40,15 @@ class Listing:
     files: list[RemoteFile]
     origin_for: Callable[[RemoteFile], Origin] | None = None
     gated: bool = False
+
+
+def select(files: list[RemoteFile], include: Sequence[str], exclude: Sequence[str]) -> list[RemoteFile]:
+    """huggingface_hub's allow/ignore pattern rules: fnmatch, a trailing '/' means the folder."""
+
+    def norm(p: str) -> str:
+        return p + "*" if p.endswith("/") else p
+
+    inc = [norm(p) for p in include]
+    exc = [norm(p) for p in exclude]
+    return [f for f in files if (not inc or any(fnmatch.fnmatch(f.path, p) for p in inc))
+            and not any(fnmatch.fnmatch(f.path, p) for p in exc)]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from qvdoctor.errors import QvError
 
@@ -49,3 +52,20 @@ def target_path(root: Path, path: str) -> Path:
     if target.is_symlink():
         raise QvError(f"refusing to replace symlink {target}", hint="remove it or pick another --local-dir")
     return target
+
+
+@contextmanager
+def dir_lock(root: Path, reporter) -> Iterator[None]:
+    """One fetch per directory at a time; a second one waits, then finds the files done."""
+    lock_path = root / ".qvdoctor" / "lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            reporter.event("note", message=f"waiting for another qvdoctor fetch into {root}")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

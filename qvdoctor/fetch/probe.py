@@ -11,10 +11,18 @@ import time
 from qvdoctor.errors import QvError
 from qvdoctor.fetch.http import HttpClient, HttpError
 from qvdoctor.fetch.listing import Listing, Origin
-from qvdoctor.fetch.sources import HTTP_SOURCES, endpoint_for, list_repo
+from qvdoctor.fetch.sources import list_repo
 
 SAMPLE_BYTES = 2 << 20
-LIST_TIMEOUT = float(os.environ.get("QVDOCTOR_PROBE_TIMEOUT", "20"))
+
+
+def list_timeout() -> float:
+    """Seconds to wait for a listing (QVDOCTOR_PROBE_TIMEOUT, default 20)."""
+    try:
+        return float(os.environ.get("QVDOCTOR_PROBE_TIMEOUT", "20"))
+    except ValueError:
+        return 20.0
+LATE_S = 2.0  # how long the other listings may lag behind the first
 
 
 def _sample(listing: Listing, http: HttpClient, budget: float = 2.0) -> float:
@@ -46,20 +54,19 @@ def _sample(listing: Listing, http: HttpClient, budget: float = 2.0) -> float:
     return got / max(time.monotonic() - t0, 1e-6)
 
 
-def choose(repo_id: str, revision: str | None, reporter) -> tuple[Listing, dict[str, list[Origin]]]:
-    sources, seen = [], set()
-    for s in HTTP_SOURCES:
-        ep = endpoint_for(s)
-        if ep not in seen:
-            seen.add(ep)
-            sources.append(s)
+def choose(sources: list[str], repo_id: str, revision: str | None, reporter,
+           unreachable: dict[str, str] | None = None) -> tuple[Listing, dict[str, list[Origin]]]:
+    """List ``sources`` (those that answered the reachability probe) at once; once the first
+    listing is in, the others get ``LATE_S`` more seconds, then the fastest sample wins."""
     results: dict[str, Listing | QvError | Exception] = {}
     latency: dict[str, float] = {}
+    done = threading.Event()
 
     def probe(s: str) -> None:
         t0 = time.monotonic()
         try:
             results[s] = list_repo(s, repo_id, revision)
+            done.set()
         except Exception as exc:  # noqa: BLE001 - reported below
             results[s] = exc
         latency[s] = time.monotonic() - t0
@@ -67,9 +74,12 @@ def choose(repo_id: str, revision: str | None, reporter) -> tuple[Listing, dict[
     threads = [threading.Thread(target=probe, args=(s,), daemon=True) for s in sources]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + LIST_TIMEOUT
+    deadline = time.monotonic() + list_timeout()
+    while time.monotonic() < deadline and any(t.is_alive() for t in threads) and not done.wait(0.05):
+        pass
+    late = min(deadline, time.monotonic() + LATE_S)
     for t in threads:
-        t.join(max(0.0, deadline - time.monotonic()))
+        t.join(max(0.0, late - time.monotonic()))
     listings = {s: r for s, r in results.items() if isinstance(r, Listing)}
     if not listings:
         errors = [r for r in results.values() if isinstance(r, QvError)]
@@ -83,9 +93,10 @@ def choose(repo_id: str, revision: str | None, reporter) -> tuple[Listing, dict[
     http.close()
     order = sorted(listings, key=lambda s: (rates[s] > 0, rates[s], -latency[s]), reverse=True)
     best = listings[order[0]]
-    reporter.event("probe", chosen=order[0], sources={
-        s: ({"latency_s": round(latency[s], 3), "rate_mb_s": round(rates[s] / 1e6, 2)} if s in listings
-            else {"error": str(results.get(s, "timeout"))}) for s in sources})
+    table = {s: ({"latency_s": round(latency[s], 3), "rate_mb_s": round(rates[s] / 1e6, 2)} if s in listings
+                 else {"error": str(results.get(s, "no listing in time"))}) for s in sources}
+    table.update({s: {"error": why} for s, why in (unreachable or {}).items()})
+    reporter.event("probe", chosen=order[0], sources=table)
     fallbacks: dict[str, list[Origin]] = {}
     for s in order[1:]:
         other = listings[s]

@@ -27,10 +27,21 @@ class Reporter:
 
     def start(self, files: int, total_bytes: int, **info: Any) -> None:
         self.files, self.total = files, total_bytes
+        self.started = time.monotonic()  # the rate counts transfer time, not listing and probing
+        self.base = self.done
+
+    def rate(self, now: float) -> float | None:
+        """Bytes/s of this run, once there is a second of transfer and a few MB to go on."""
+        el = now - self.started
+        moved = self.done - getattr(self, "base", 0)
+        if el < 1.0 or moved < (1 << 20):
+            return None
+        return moved / el
 
     def file_start(self, path: str, size: int, resumed: int) -> None:
         with self.lock:
             self.done += resumed
+            self.base = getattr(self, "base", 0) + resumed  # on disk already: not part of the rate
 
     def advance(self, path: str, n: int) -> None:
         with self.lock:
@@ -118,10 +129,10 @@ class PlainReporter(Reporter):
             if now - self.last < self.every:
                 return
             self.last = now
-            rate = self.done / max(now - self.started, 1e-6)
-            eta = (self.total - self.done) / rate if rate > 0 else 0
+            rate = self.rate(now)
             pct = 100.0 * self.done / self.total if self.total else 100.0
-        self._say(f"  {pct:5.1f}%  {_mb(self.done)} / {_mb(self.total)}  {rate / 1e6:.1f} MB/s  eta {eta:.0f}s")
+        speed = f"{rate / 1e6:.1f} MB/s  eta {(self.total - self.done) / rate:.0f}s" if rate else "measuring rate"
+        self._say(f"  {pct:5.1f}%  {_mb(self.done)} / {_mb(self.total)}  {speed}")
 
     def file_done(self, path: str, status: str, detail: str = "") -> None:
         self._say(f"  {status:8s} {path}" + (f"  ({detail})" if status == "failed" else ""))
@@ -133,11 +144,19 @@ class PlainReporter(Reporter):
             self._say(f"  retry    {fields['path']}: {fields['reason']}")
         elif kind == "note":
             self._say(f"  {fields.get('message', '')}")
+        elif kind == "reach" and not any(r.get("ok") or r.get("pending") for r in fields.get("sources", {}).values()):
+            pass  # the error line that follows names every source and why
+        elif kind in ("reach", "probe"):
+            for line in describe_sources(kind, fields):
+                self._say(line)
 
     def finish(self, **summary: Any) -> None:
         el = time.monotonic() - self.started
-        self._say(f"fetch: {summary.get('verified', 0)} files verified, {_mb(summary.get('transferred', 0))} transferred "
-                  f"in {el:.1f}s -> {summary.get('local_dir', '')}")
+        how = ""
+        if "hashed" in summary:
+            how = f" ({summary['hashed']} hashed in this run, {summary['unchanged']} unchanged since the manifest)"
+        self._say(f"fetch: {summary.get('verified', 0)} files verified{how}, {_mb(summary.get('transferred', 0))} "
+                  f"transferred in {el:.1f}s -> {summary.get('local_dir', '')}")
 
 
 class RichReporter(PlainReporter):
@@ -146,14 +165,26 @@ class RichReporter(PlainReporter):
     def __init__(self, stream: IO[str] | None = None):
         super().__init__(stream)
         from rich.console import Console
+        from rich.text import Text
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
                                    TransferSpeedColumn)
 
         self.console = Console(file=self.out)
+        class EtaColumn(TimeRemainingColumn):
+            """Blank until the task has moved for a second: no 129,159 s guesses from the first bytes."""
+
+            def render(self, task):  # type: ignore[override]
+                if task.elapsed is None or task.elapsed < 1.0 or not task.speed:
+                    return Text("eta …", style="progress.remaining")
+                return super().render(task)
+
+        # transient: the bars are erased when they stop, so a summary or the Ctrl-C line follows
+        # them once (a non-transient Progress re-draws the last frame on stop: two bars in the log).
         self.progress = Progress(TextColumn("{task.description}", justify="left"), BarColumn(), DownloadColumn(),
-                                 TransferSpeedColumn(), TimeRemainingColumn(), console=self.console, transient=False)
+                                 TransferSpeedColumn(), EtaColumn(), console=self.console, transient=True)
         self.tasks: dict[str, Any] = {}
         self.total_task = None
+        self.stopped = False
 
     def _say(self, text: str) -> None:
         self.progress.console.print(text, markup=False, highlight=False)
@@ -185,11 +216,32 @@ class RichReporter(PlainReporter):
             self._say(f"failed {path}: {detail}")
 
     def finish(self, **summary: Any) -> None:
-        self.progress.stop()
+        self.close()
         super().finish(**summary)
 
     def close(self) -> None:
-        self.progress.stop()
+        if not self.stopped:
+            self.stopped = True
+            self.progress.stop()
+
+
+def describe_sources(kind: str, fields: dict) -> list[str]:
+    """The reachability probe and the --source auto sample as lines for a terminal or a log."""
+    lines = []
+    if kind == "reach":
+        for name, r in fields.get("sources", {}).items():
+            state = f"reachable ({r.get('ms', 0)} ms)" if r.get("ok") else r.get("reason", "")
+            lines.append(f"source {name} ({r.get('endpoint', '')}): {state}")
+    else:
+        for name, r in fields.get("sources", {}).items():
+            if "error" in r:
+                continue  # already said by the reachability lines, or the listing error below
+            mark = "  <- chosen" if name == fields.get("chosen") else ""
+            lines.append(f"probe  {name}: listed in {r['latency_s'] * 1000:.0f} ms, sample {r['rate_mb_s']:.1f} MB/s{mark}")
+        for name, r in fields.get("sources", {}).items():
+            if "error" in r and not str(r["error"]).startswith(("DNS", "connection", "no answer", "no route", "TLS", "HTTP", "offline")):
+                lines.append(f"probe  {name}: {r['error']}")
+    return lines
 
 
 def make_reporter(json_mode: bool, stream: IO[str] | None = None) -> Reporter:

@@ -226,7 +226,8 @@ def read_checkpoint_tensors(directory: Path) -> list[TensorInfo] | None:
 
 
 def resolve_model_dir(model: str) -> Path:
-    """A local directory, or a repo id's snapshot in the local Hugging Face cache."""
+    """A local directory, or a repo id: qvdoctor's registry of fetched models, then the local
+    Hugging Face cache (no network for either), then its small files through qvdoctor fetch."""
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -235,11 +236,38 @@ def resolve_model_dir(model: str) -> Path:
     if path.exists():
         raise QvError(f"{path} is a file, not a model directory", "point --model at the directory that holds config.json")
     if model.count("/") == 1 and not model.startswith((".", "/", "~")):
-        found = _hf_cache_snapshot(model)
+        from qvdoctor.model.registry import find
+
+        found = find(model)
         if found is not None:
-            return found
+            return found.directory
         return fetch_small_files(model)
     raise QvError(f"model directory not found: {model}", "pass a directory holding config.json, or a repo id such as Qwen/Qwen2.5-VL-7B-Instruct")
+
+
+def where_found(model: str, directory: Path) -> str | None:
+    """A note saying where a repo id was resolved to (None for a directory given as such)."""
+    if Path(model).expanduser().is_dir():
+        return None
+    from qvdoctor.model.registry import find
+
+    found = find(model)
+    if found is not None and found.directory == directory:
+        return found.describe()
+    if directory == small_files_dir(model):
+        return f"{model}: small files fetched into {directory}"
+    return None
+
+
+def serve_name(model: str, directory: Path) -> str:
+    """What ``vllm serve`` is given for ``model``: a directory as its absolute path; a repo id as
+    itself when vLLM finds it there (the Hugging Face cache, or a config-only copy it will
+    download anyway), else the fetched directory's path (vLLM would download the id again)."""
+    if Path(model).expanduser().is_dir():
+        return str(directory.resolve())
+    in_hf_cache = directory.parent.name == "snapshots" and directory.parent.parent.name.startswith("models--")
+    has_weights = any(directory.glob("*.safetensors")) or any(directory.glob("*.bin"))
+    return model if in_hf_cache or not has_weights else str(directory)
 
 
 def small_files_dir(repo_id: str) -> Path:
@@ -251,40 +279,27 @@ def small_files_dir(repo_id: str) -> Path:
 def fetch_small_files(repo_id: str) -> Path:
     """Only the JSON files of a hub repo (config, preprocessor, safetensors index), through
     :mod:`qvdoctor.fetch` (HF_ENDPOINT / mirrors / ModelScope as ``qvdoctor fetch`` picks them).
-    Set ``QVDOCTOR_OFFLINE=1`` to never touch the network."""
+    Offline settings (QVDOCTOR_OFFLINE, HF_HUB_OFFLINE with MODELSCOPE_OFFLINE) mean no hub is asked."""
     dest = small_files_dir(repo_id)
     if (dest / "config.json").is_file():
         return dest
-    hint = f"download them first: qvdoctor fetch {repo_id} --include '*.json' --local-dir DIR, then --model DIR"
-    if os.environ.get("QVDOCTOR_OFFLINE") == "1":
-        raise QvError(f"{repo_id} is not a local directory nor in the local Hugging Face cache (QVDOCTOR_OFFLINE=1)", hint)
+    not_local = f"{repo_id} is not a local directory, not in qvdoctor's registry of fetched models, nor in the Hugging Face cache"
+    hint = (f"fetch it where a hub is reachable: 'qvdoctor fetch {repo_id}' (or only its small files: "
+            f"--include '*.json'), then pass the repo id or --model DIR")
+    from qvdoctor.fetch.sources import HTTP_SOURCES, offline_sources
+
+    offline = offline_sources()
+    if all(s in offline for s in HTTP_SOURCES):
+        raise QvError(f"{not_local}; no hub is asked ({', '.join(sorted(set(offline.values())))})", hint)
+    from qvdoctor.fetch.run import fetch
+
     try:
-        from qvdoctor.fetch.run import fetch
-    except ImportError:
-        raise QvError(f"{repo_id} is not a local directory nor in the local Hugging Face cache", hint)
-    fetch(repo_id, include=["*.json"], local_dir=dest)
+        fetch(repo_id, include=["*.json"], local_dir=dest)
+    except QvError as exc:  # the fetch command's hints name its own options; say what works here
+        raise QvError(f"{not_local}, and {exc.message}", hint) from None
     if not (dest / "config.json").is_file():
         raise QvError(f"{repo_id} has no config.json", "is this a model repository?")
     return dest
-
-
-def _hf_cache_snapshot(repo_id: str) -> Path | None:
-    roots = [os.environ.get("HF_HUB_CACHE"), os.environ.get("HF_HOME") and str(Path(os.environ["HF_HOME"]) / "hub"),
-             str(Path.home() / ".cache" / "huggingface" / "hub")]
-    for root in filter(None, roots):
-        repo = Path(root) / ("models--" + repo_id.replace("/", "--"))
-        snaps = repo / "snapshots"
-        if not snaps.is_dir():
-            continue
-        ref = repo / "refs" / "main"
-        if ref.is_file():
-            cand = snaps / ref.read_text().strip()
-            if (cand / "config.json").is_file():
-                return cand
-        for cand in sorted(snaps.iterdir()):
-            if (cand / "config.json").is_file():
-                return cand
-    return None
 
 
 # -- interpreting config.json -----------------------------------------------------------------------
@@ -466,7 +481,8 @@ def load_model_info(model: str | Path) -> ModelInfo:
     cfg = _read_json(directory / "config.json")
     name = str(model) if not Path(str(model)).expanduser().is_dir() else directory.name
     info = parse_config(cfg, name=name, path=str(directory))
-    info.serve_as = str(directory.resolve()) if Path(str(model)).expanduser().is_dir() else str(model)
+    info.serve_as = serve_name(str(model), directory)
+    info.notes += [n for n in [where_found(str(model), directory)] if n]
     parse_preprocessor(info, directory)
     tensors = read_checkpoint_tensors(directory)
     if tensors is None:

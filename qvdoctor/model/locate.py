@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ FETCH_HINT = "download one with 'qvdoctor fetch Qwen/Qwen2.5-VL-3B-Instruct', pa
 class ModelChoice:
     directory: Path  # where the weights are
     name: str  # what the serve command names: the repo id or the directory the user gave
+    where: str = ""  # for a repo id: where it was found locally (registry, Hugging Face cache)
 
 
 def _has_weights(directory: Path) -> bool:
@@ -24,10 +24,10 @@ def _has_weights(directory: Path) -> bool:
 
 def _cached_qwen_vl() -> list[Path]:
     """Qwen2.5-VL snapshots with weights in the local Hugging Face cache."""
-    roots = [os.environ.get("HF_HUB_CACHE"), os.environ.get("HF_HOME") and str(Path(os.environ["HF_HOME"]) / "hub"),
-             str(Path.home() / ".cache" / "huggingface" / "hub")]
+    from qvdoctor.model.registry import hf_cache_roots
+
     found = []
-    for root in filter(None, roots):
+    for root in hf_cache_roots():
         for repo in sorted(Path(root).glob("models--*--Qwen2.5-VL-*")):
             for snap in sorted((repo / "snapshots").glob("*")):
                 if (snap / "config.json").is_file() and _has_weights(snap):
@@ -48,12 +48,22 @@ def resolve(spec: str | None) -> ModelChoice:
         snap = cached[0]
         repo = snap.parent.parent.name.removeprefix("models--").replace("--", "/", 1)
         return ModelChoice(snap, repo)
-    from qvdoctor.model.info import resolve_model_dir
+    from qvdoctor.model.info import resolve_model_dir, serve_name, where_found
+    from qvdoctor.model.registry import find
 
-    try:
-        directory = resolve_model_dir(spec)
-    except QvError as exc:
-        raise QvError(exc.message, hint=f"smoke needs the whole model: {FETCH_HINT}") from None
+    is_dir = Path(spec).expanduser().is_dir()
+    # A repo id: a whole fetched copy first (the registry may also hold a small-files-only one).
+    found = find(spec, need_weights=True) if not is_dir and spec.count("/") == 1 else None
+    if found is not None and _has_weights(found.directory):
+        directory, where = found.directory, found.describe()
+    else:
+        try:
+            directory = resolve_model_dir(spec)
+        except QvError as exc:
+            raise QvError(exc.message, hint=f"smoke needs the whole model: {FETCH_HINT}") from None
+        where = "" if is_dir else (where_found(spec, directory) or "")
     if not _has_weights(directory):
         raise QvError(f"{directory} has a config.json but no weights (*.safetensors)", hint=f"smoke needs the whole model: {FETCH_HINT}")
-    return ModelChoice(directory, spec if Path(spec).expanduser().is_dir() is False else str(directory))
+    if is_dir:
+        return ModelChoice(directory, str(directory))
+    return ModelChoice(directory, serve_name(spec, directory), where)

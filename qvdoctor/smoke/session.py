@@ -197,7 +197,7 @@ def run_smoke(opts: SmokeOptions, on_event=None, on_line=None):
         serve_command_verified=loop.ok and opts.backend in ("vllm", "vllm-serve"),
         metrics=metrics_of(good, video.info["frames"], (video.info["height"], video.info["width"]), planned.device),
         explanation=loop.explanation,
-        plan_notes=planned.notes + _cli_notes(),
+        plan_notes=([choice.where] if choice.where else []) + planned.notes + _cli_notes(),
         workdir=str(workdir),
     )
     if opts.backend == "vllm-serve" and loop.ok:

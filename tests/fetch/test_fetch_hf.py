@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -172,20 +173,37 @@ def test_two_concurrent_fetches_into_one_directory(hub, tiny_repo, tmp_path):
     assert run_cli("verify", str(tmp_path)).returncode == 0
 
 
-@pytest.mark.parametrize("connections, widest", [(None, 10), ("6", 6)])
-def test_throttled_connections_widen_to_ten_unless_fixed(tmp_path, capsys, monkeypatch, connections, widest):
-    """hf-mirror caps each connection: after a second at 8 connections that each move little while
-    the CPU idles, qvdoctor opens up to 10 per file (hfd.sh's bound); an explicit --connections is kept."""
-    repo = build_repo("Qwen/Throttled", {"model.safetensors": 12 << 20, "config.json": b"{}"})
+@pytest.mark.parametrize("connections, widest", [(None, 20), ("6", 6)])
+def test_all_connections_open_from_the_first_second_unless_fixed(tmp_path, capsys, monkeypatch, connections, widest):
+    """hf-mirror caps each connection: qvdoctor opens 20 for a lone large file at once (an
+    8 MiB file in 32 chunks), before any chunk could finish, instead of waiting to detect the
+    throttle; an explicit --connections is kept."""
+    repo = build_repo("Qwen/Throttled", {"model.safetensors": 8 << 20, "config.json": b"{}"})
     server = HubServer([repo]).start()
     try:
-        server.faults.update(rate=1_000_000)  # bytes/s per connection
+        server.faults.update(rate=200_000)  # bytes/s per connection: a 256 KiB chunk takes 1.3 s
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         monkeypatch.setenv("QVDOCTOR_FETCH_CHUNK_BYTES", str(256 * 1024))
+        seen: list[int] = []
+        stop = threading.Event()
+
+        def watch() -> None:  # the most bodies streaming at once in the first second of transfer
+            while not stop.is_set() and not getattr(server.cdn, "streams", 0):
+                time.sleep(0.005)
+            t0 = time.monotonic()
+            while not stop.is_set() and time.monotonic() - t0 < 1.0:
+                seen.append(getattr(server.cdn, "streams", 0))
+                time.sleep(0.005)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
         args = ["fetch", "Qwen/Throttled", "--source", "hf", "--local-dir", str(tmp_path / "m")]
         code, _, err = cli(capsys, *args, *(["--connections", connections] if connections else []))
+        stop.set()
+        watcher.join()
         assert code == 0, err
+        assert max(seen) == widest, seen
         # a finished stream may still be closing on the server when its successor starts: +1 at most
-        assert widest <= server.cdn.max_streams <= widest + 1
+        assert server.cdn.max_streams <= widest + 1
     finally:
         server.stop()

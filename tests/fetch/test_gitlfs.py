@@ -104,3 +104,25 @@ def test_symlink_in_the_repo_is_refused(tmp_path_factory, tmp_path, monkeypatch,
         assert not (tmp_path / "m" / "model.safetensors").is_symlink()
     finally:
         server.stop()
+
+
+def test_git_lfs_never_trusts_a_file_edited_in_place(gitsrv, git_repo, tmp_path, capsys):
+    """Same rule as the HTTP sources: a byte flipped with size and mtime restored is hashed,
+    found wrong and fetched again; --verify-all re-hashes the rest without fetching them."""
+    assert cli(capsys, "fetch", REPO_ID, "--source", "git-lfs", "--local-dir", str(tmp_path))[0] == 0
+    p = tmp_path / "model-00002-of-00002.safetensors"
+    st = p.stat()
+    with open(p, "r+b") as f:
+        f.seek(99)
+        b = f.read(1)
+        f.seek(99)
+        f.write(bytes([b[0] ^ 1]))
+    os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    code, out, err = cli(capsys, "fetch", REPO_ID, "--source", "git-lfs", "--local-dir", str(tmp_path), "--json")
+    assert code == 0, err
+    done = [json.loads(line) for line in out.splitlines() if '"done"' in line][-1]
+    assert done["unchanged"] == len(git_repo.files) - 1 and done["present"] == len(git_repo.files) - 1
+    assert_tree_matches(tmp_path, git_repo)
+    code, out, err = cli(capsys, "fetch", REPO_ID, "--source", "git-lfs", "--local-dir", str(tmp_path), "--json", "--verify-all")
+    done = [json.loads(line) for line in out.splitlines() if '"done"' in line][-1]
+    assert code == 0 and done["unchanged"] == 0 and done["hashed"] == len(git_repo.files) and done["transferred"] == 0

@@ -16,7 +16,9 @@ def test_plain_lines_when_piped(hub, tmp_path):
     r = run_cli("fetch", REPO_ID, "--source", "hf", "--local-dir", str(tmp_path))
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0].startswith(f"fetch: {REPO_ID} @ ") and "6 files, 1.6 MB" in lines[0]
+    # The reachability probe comes first, on the terminal, not only in --json.
+    assert lines[0].startswith("source hf (http://127.0.0.1:") and "reachable" in lines[0]
+    assert lines[1].startswith(f"fetch: {REPO_ID} @ ") and "6 files, 1.6 MB" in lines[1]
     assert sum(1 for line in lines if line.strip().startswith("verified")) == 6
     assert lines[-1].startswith("fetch: 6 files verified")
     assert "\x1b[" not in r.stdout  # no terminal escapes in logs
@@ -28,9 +30,10 @@ def test_json_events(hub, tmp_path):
     ev = events(r.stdout)
     assert len(ev) == len(r.stdout.splitlines())  # every line is one JSON object
     kinds = [e["event"] for e in ev]
-    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert kinds[:2] == ["reach", "start"] and kinds[-1] == "done"
+    assert ev[0]["sources"]["hf"]["ok"] is True
     assert kinds.count("file_start") == 6 and kinds.count("file_done") == 6
-    assert ev[0]["bytes"] == 1_640_056 and ev[-1]["verified"] == 6
+    assert ev[1]["bytes"] == 1_640_056 and ev[-1]["verified"] == 6
     for e in ev:
         if e["event"] == "file_done":
             assert len(e["sha256"]) == 64

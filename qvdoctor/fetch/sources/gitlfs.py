@@ -19,8 +19,8 @@ from typing import Sequence
 
 from qvdoctor.errors import EXIT_FAIL, QvError
 from qvdoctor.fetch.http import redact_url
-from qvdoctor.fetch.listing import RemoteFile
-from qvdoctor.fetch.paths import check_repo_path, target_path
+from qvdoctor.fetch.listing import RemoteFile, select
+from qvdoctor.fetch.paths import check_repo_path, dir_lock, target_path
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _POINTER = re.compile(rb"^version https://git-lfs\.github\.com/spec/v1\noid sha256:([0-9a-f]{64})\nsize (\d+)\n")
@@ -123,9 +123,8 @@ def _clone(url: str, revision: str | None, staging: Path, env: dict, token: str 
 
 
 def fetch_git_lfs(repo_id: str, revision: str | None, root: Path, include: Sequence[str], exclude: Sequence[str],
-                  dry_run: bool, reporter) -> dict:
+                  dry_run: bool, reporter, verify_all: bool = False) -> dict:
     from qvdoctor.fetch.manifest import Manifest, load, sha256_file
-    from qvdoctor.fetch.run import dir_lock, select
     from qvdoctor.fetch.sources import endpoint_for
     from qvdoctor.fetch.sources.hf import hf_token
 
@@ -166,10 +165,17 @@ def fetch_git_lfs(repo_id: str, revision: str | None, root: Path, include: Seque
             raise QvError(f"no file of {repo_id} matches the --include/--exclude patterns")
         header = {"repo_id": repo_id, "source": "git-lfs", "endpoint": redact_url(endpoint),
                   "revision": revision or "HEAD", "commit": commit}
-        manifest = Manifest(root, header, load(root))
-        todo = [f for f in files if not manifest.known(f.path, f.size, f.sha256, f.git_oid)]
-        for f in todo:
-            target_path(root, f.path)  # refuse symlinked parents before anything moves
+        manifest = Manifest(root, header, load(root, strict=False))
+        todo, unchanged = [], 0
+        for f in files:
+            target = target_path(root, f.path)  # refuse symlinked parents before anything moves
+            if not verify_all and manifest.known(f.path, f.size, f.sha256, f.git_oid):
+                unchanged += 1
+            elif target.is_file() and not target.is_symlink() and target.stat().st_size == f.size and _matches(target, f):
+                manifest.add(f.path, f.size, sha256_file(target), f.git_oid, ["git-lfs"])
+            else:
+                manifest.forget(f.path)
+                todo.append(f)
         reporter.start(len(files), sum(f.size for f in files), repo_id=repo_id, commit=commit, source="git-lfs",
                        present=len(files) - len(todo))
         lfs = [f for f in todo if f.lfs]
@@ -181,10 +187,23 @@ def fetch_git_lfs(repo_id: str, revision: str | None, root: Path, include: Seque
         manifest.save()
     shutil.rmtree(staging, ignore_errors=True)  # everything is in place and recorded
     summary = {**header, "local_dir": str(root), "files": len(files), "bytes": sum(f.size for f in files),
-               "verified": len(files), "present": len(files) - len(todo), "transferred": sum(f.size for f in todo if f.lfs),
-               "failed": []}
+               "verified": len(files), "present": len(files) - len(todo), "unchanged": unchanged,
+               "hashed": len(files) - unchanged, "transferred": sum(f.size for f in todo if f.lfs), "failed": []}
     reporter.finish(**summary)
     return summary
+
+
+def _matches(path: Path, f: RemoteFile) -> bool:
+    """The file on disk has the content the listing names (sha256 for LFS, git blob id otherwise)."""
+    from qvdoctor.fetch.manifest import sha256_file
+
+    if f.sha256:
+        return sha256_file(path) == f.sha256
+    h = hashlib.sha1(b"blob %d\0" % f.size)
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest() == f.git_oid
 
 
 RESUME_SUFFIX = ".part"  # git-lfs >= 3.x resumes lfs/incomplete/<oid>.part with a Range request

@@ -23,6 +23,7 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=4, help="number of large files")
     ap.add_argument("--size", type=int, default=1 << 30, help="bytes per large file")
     ap.add_argument("--blob-dir", required=True)
+    ap.add_argument("--no-extras", action="store_true", help="only the shards and config.json (no tokenizer, vocab...)")
     args = ap.parse_args()
     blobs = Path(args.blob_dir)
     contents: dict = {}
@@ -30,11 +31,12 @@ def main() -> None:
         name = f"model-{i + 1:05d}-of-{args.big:05d}.safetensors"
         contents[name] = big_blob(blobs, name, args.size, seed=1000 + i)
     contents["config.json"] = b'{"model_type": "qwen2_5_vl"}\n'
-    contents["generation_config.json"] = b'{"do_sample": false}\n'
-    contents["model.safetensors.index.json"] = 60_000
-    contents["tokenizer.json"] = big_blob(blobs, "tokenizer.json", 7_000_000, seed=7)
-    contents["vocab.json"] = 2_700_000
-    contents["merges.txt"] = 1_600_000
+    if not args.no_extras:
+        contents["generation_config.json"] = b'{"do_sample": false}\n'
+        contents["model.safetensors.index.json"] = 60_000
+        contents["tokenizer.json"] = big_blob(blobs, "tokenizer.json", 7_000_000, seed=7)
+        contents["vocab.json"] = 2_700_000
+        contents["merges.txt"] = 1_600_000
     hub = HubServer([build_repo(args.repo, contents)]).start()
     print(f"READY {hub.url} {hub.cdn.url}", flush=True)
     stop = threading.Event()

@@ -1,6 +1,7 @@
 """Server plumbing shared by the emulators: a threaded HTTP/1.1 server on 127.0.0.1, range
 parsing, and a body sender that injects faults (per-connection bandwidth cap, dropped
-connections, stalls, corrupted bytes, lying Content-Length, 5xx bursts, ignored ranges)."""
+connections, stalls, corrupted bytes, lying Content-Length, 5xx bursts, ignored ranges, a 403
+with the server's own rule on every request)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class Faults:
     ignore_range: bool = False  # answer a Range with 200 and the whole body
     range_200: bool = False  # answer a Range with 200 + Content-Range (ModelScope's quirk)
     down_after: int = 0  # once this server has sent this many body bytes, every body request gets 503
+    forbid: str = ""  # every request gets 403 with this text (a mirror refusing by its own rule)
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -153,10 +155,19 @@ class EmuHandler(BaseHTTPRequestHandler):
     # Every emulator routes GET and HEAD through ``route``; POST is only for its admin API unless
     # a handler (git's LFS batch) overrides it.
     def do_GET(self):  # noqa: N802
-        self.route()
+        if not self.forbidden():
+            self.route()
 
     def do_HEAD(self):  # noqa: N802
-        self.route()
+        if not self.forbidden():
+            self.route()
+
+    def forbidden(self) -> bool:
+        rule = self.server.faults.forbid
+        if rule and not self.path.startswith("/_emu/"):
+            self.send_plain(403, rule)
+            return True
+        return False
 
     def do_POST(self):  # noqa: N802
         if not self.admin():
