@@ -35,7 +35,9 @@ def _cached_qwen_vl() -> list[Path]:
     return found
 
 
-def resolve(spec: str | None) -> ModelChoice:
+def resolve(spec: str | None, need_weights: bool = True) -> ModelChoice:
+    """The model directory for ``spec``; ``need_weights=False`` (``--load-format dummy``) accepts a
+    directory with only config.json, preprocessor_config.json and a tokenizer."""
     if spec == TINY:
         from qvdoctor.tinymodel import build_tiny_model
 
@@ -54,6 +56,6 @@ def resolve(spec: str | None) -> ModelChoice:
         directory = resolve_model_dir(spec)
     except QvError as exc:
         raise QvError(exc.message, hint=f"smoke needs the whole model: {FETCH_HINT}") from None
-    if not _has_weights(directory):
+    if need_weights and not _has_weights(directory):
         raise QvError(f"{directory} has a config.json but no weights (*.safetensors)", hint=f"smoke needs the whole model: {FETCH_HINT}")
     return ModelChoice(directory, spec if Path(spec).expanduser().is_dir() is False else str(directory))
