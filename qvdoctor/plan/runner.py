@@ -193,6 +193,16 @@ class EncoderHeadroom:
     max_pixels_fit: int | None = None
 
     @property
+    def alternatives_text(self) -> str:
+        """The fixes that keep Model Runner V2, with their numbers."""
+        alts = []
+        if self.utilization_fit:
+            alts.append(f"--gpu-memory-utilization {self.utilization_fit}")
+        if self.max_pixels_fit:
+            alts.append(f"--mm-processor-kwargs '{{\"max_pixels\": {self.max_pixels_fit}}}' (frames the encoder can take)")
+        return ("Or leave the encoder room on V2: " + ", or ".join(alts) + ".") if alts else ""
+
+    @property
     def ok_text(self) -> str:
         if self.reserved_patches >= self.patches:
             return f"the profile run reserved the encoder's peak for the largest {self.modality} ({self.tokens:,} tokens)"
@@ -200,7 +210,7 @@ class EncoderHeadroom:
                 f"encoder; {self.headroom_bytes / GIB:.2f} GiB is left")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "ok_text": self.ok_text}
+        return {**asdict(self), "ok_text": self.ok_text, "alternatives_text": self.alternatives_text}
 
 
 def largest_request(plan: Any) -> tuple[str, int, str, int | None]:
@@ -210,9 +220,9 @@ def largest_request(plan: Any) -> tuple[str, int, str, int | None]:
     limits = {k: (v.get("count", 1) if isinstance(v, dict) else int(v)) for k, v in limits.items()}
     text = 32  # the chat template around the items
     cap = max(0, plan.max_model_len - text)
-    vids = [v for v in (plan.video_client, plan.video_server) if v is not None]
-    if vids and limits.get("video", 0) > 0:
-        v = max(vids, key=lambda x: x.tokens)
+    # what the encoder sees is what vLLM's processor made of the frames (max_pixels applies there)
+    v = plan.video_server if plan.video_server is not None else plan.video_client
+    if v is not None and limits.get("video", 0) > 0:
         n = min(limits["video"], max(1, cap // max(1, v.tokens)))
         frames = getattr(v, "nframes", None) or getattr(v, "frames", None)
         return "video", min(cap, n * v.tokens), f"{n} × the planned video, {v.tokens:,} tokens each", frames

@@ -23,6 +23,7 @@ NUM = {
     "weights_gib": r"Model loading took ([\d.]+) GiB",
     "torch_peak_increase_gib": r"torch peak memory increase: ([\d.]+)GiB",
     "non_torch_gib": r"non-torch forward increase memory: ([\d.]+)GiB",
+    "non_kv_gib": r"Total non KV cache memory: ([\d.]+)GiB",
     "requested_gib": r"Requested memory: [\d.]+ \(util\), ([\d.]+) GiB",
     "cudagraph_pool_gib": r"Graph capturing finished in \d+ secs, took ([\d.]+) GiB",
     "cudagraph_estimate_gib": r"CUDA graph pool memory: [\d.]+ GiB \(actual\), ([\d.]+) GiB \(estimated\)",
