@@ -214,24 +214,29 @@ class EncoderHeadroom:
 
 
 def largest_request(plan: Any) -> tuple[str, int, str, int | None]:
-    """``(modality, visual tokens, why, frames)`` of the largest multimodal request the launch admits."""
+    """``(modality, visual tokens, why, frames)`` of the largest multimodal input one engine step
+    encodes. vLLM's scheduler admits no item larger than the encoder budget (``max(
+    max_num_batched_tokens, the largest dummy item)``, the same for V1 and V2), and no request
+    longer than max_model_len."""
     model = plan.model
     limits = {"image": 999, "video": 999, **(plan.limit_mm_per_prompt or {})}
     limits = {k: (v.get("count", 1) if isinstance(v, dict) else int(v)) for k, v in limits.items()}
     text = 32  # the chat template around the items
     cap = max(0, plan.max_model_len - text)
+    budget = plan.dummy.encoder_budget or cap
     # what the encoder sees is what vLLM's processor made of the frames (max_pixels applies there)
     v = plan.video_server if plan.video_server is not None else plan.video_client
     if v is not None and limits.get("video", 0) > 0:
         n = min(limits["video"], max(1, cap // max(1, v.tokens)))
         frames = getattr(v, "nframes", None) or getattr(v, "frames", None)
-        return "video", min(cap, n * v.tokens), f"{n} × the planned video, {v.tokens:,} tokens each", frames
+        return "video", min(cap, n * min(v.tokens, budget)), f"{n} × the planned video, {v.tokens:,} tokens each", frames
     unit = model.vision.merge_unit
     per_image = (plan.max_pixels or model.image_max_pixels) // (unit * unit)
     if limits.get("video", 0) > 0:
-        return "video", cap, f"any video up to max_model_len {plan.max_model_len:,} (frames are not capped)", None
+        return "video", min(cap, budget), (f"any video up to the encoder budget of {budget:,} tokens (frames are not capped)"
+                                           if budget < cap else f"any video up to max_model_len {plan.max_model_len:,}"), None
     n = limits.get("image", 0)
-    return "image", min(cap, n * per_image), f"{min(n, max(1, cap // max(1, per_image)))} image(s) of max_pixels", None
+    return "image", min(cap, n * min(per_image, budget)), f"{min(n, max(1, cap // max(1, per_image)))} image(s) of max_pixels", None
 
 
 def encoder_headroom(plan: Any, runner: str, behaviour: VllmBehaviour, enforce_eager: bool,
@@ -262,7 +267,9 @@ def encoder_headroom(plan: Any, runner: str, behaviour: VllmBehaviour, enforce_e
         if util_fit is not None and util_fit <= 0.05:
             util_fit = None
         if frames:
-            tokens_fit = int(headroom / ENCODER_MARGIN / per_patch / 4)
+            # within the headroom, and within max_num_batched_tokens so that the encoder budget
+            # (which shrinks with max_pixels) still admits the video
+            tokens_fit = min(int(headroom / ENCODER_MARGIN / per_patch / 4), plan.max_num_batched_tokens)
             per_pair = tokens_fit / max(1, math.ceil(frames / 2))
             unit = model.vision.merge_unit
             pixels = int(per_pair) * unit * unit

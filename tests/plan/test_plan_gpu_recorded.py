@@ -169,22 +169,24 @@ def _plan(**kw):
 
 
 def test_encoder_check_fires_for_the_launch_that_died_on_the_gpu():
-    plan = _plan(video=dict(LONG_VIDEO), limit_mm_per_prompt={"image": 0, "video": 1})
+    # the recorded launch set no max_pixels: vLLM's default 12,845,056 (encoder budget 65,536 tokens)
+    plan = _plan(video=dict(LONG_VIDEO), limit_mm_per_prompt={"image": 0, "video": 1}, max_pixels=12845056)
     assert plan.runner == V2 and plan.encoder.tokens == 46080
     (f,) = _findings(plan)
     assert f.status == "warn"
     assert f.patch.env == {"VLLM_USE_V2_MODEL_RUNNER": "0"}
     assert "--gpu-memory-utilization 0." in f.fix and "max_pixels" in f.fix
     # the alternatives it names are quiet too
-    assert _findings(_plan(video=dict(LONG_VIDEO), limit_mm_per_prompt={"image": 0, "video": 1},
+    assert _findings(_plan(video=dict(LONG_VIDEO), limit_mm_per_prompt={"image": 0, "video": 1}, max_pixels=12845056,
                            gpu_memory_utilization=plan.encoder.utilization_fit))[0].status == "ok"
     fit = _plan(video=dict(LONG_VIDEO), limit_mm_per_prompt={"image": 0, "video": 1}, max_pixels=plan.encoder.max_pixels_fit)
-    assert not fit.encoder.fails
+    assert not fit.encoder.fails and _findings(fit)[0].status == "ok"
+    assert fit.video_server.tokens <= fit.dummy.encoder_budget  # vLLM still admits the capped video
 
 
 def test_encoder_check_is_quiet_on_v1_and_for_a_video_that_fits():
     v1 = _plan(video=dict(LONG_VIDEO), limit_mm_per_prompt={"image": 0, "video": 1}, env={"VLLM_USE_V2_MODEL_RUNNER": "0"},
                max_pixels=12845056)
     assert v1.runner == V1 and _findings(v1)[0].status == "ok"
-    small = _plan(video=dict(SMALL_VIDEO), limit_mm_per_prompt={"image": 0, "video": 1})
+    small = _plan(video=dict(SMALL_VIDEO), limit_mm_per_prompt={"image": 0, "video": 1}, max_pixels=12845056)
     assert small.runner == V2 and small.encoder.tokens == 11520 and _findings(small)[0].status == "ok"
