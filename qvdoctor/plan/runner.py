@@ -25,7 +25,7 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from qvdoctor.plan.terms import CALIBRATED, ESTIMATED, GIB, Term
+from qvdoctor.plan.terms import CALIBRATED, ESTIMATED, GIB
 from qvdoctor.plan.versions import VllmBehaviour, _ge
 
 V1 = "v1"
