@@ -127,14 +127,17 @@ def activation_terms(model: ModelInfo, dummy: MmDummy, tp: int, vision_tp: int, 
                       + (f", measured for Model Runner {runner.upper()} on vLLM 0.26" if mr.calibrated(beh) else "") + ")",
                       int(llm * llm_err)))
     samp_per_row = (12 if mr.calibrated(beh) else 16) * model.vocab_size
+    samp_err = 4 if mr.calibrated(beh) else 20
     samp = max_num_seqs * samp_per_row
     parts.append(Term("sampler dummy", int(samp), ESTIMATED,
-                      f"{max_num_seqs} rows × {model.vocab_size:,} vocab × {samp_per_row // model.vocab_size} B (4-36 B by backend)", int(max_num_seqs * model.vocab_size * 20)))
+                      f"{max_num_seqs} rows × {model.vocab_size:,} vocab × {samp_per_row // model.vocab_size} B (4-36 B by backend"
+                      + ("; at most 14 B here: the whole V2 profile peaked at 2.09 GiB with 1,024 rows on vLLM 0.26)" if mr.calibrated(beh) else ")"),
+                      int(max_num_seqs * model.vocab_size * samp_err)))
     phases = {"vision encoder": vit, "encoder outputs + LLM forward": enc + llm, "encoder outputs + sampler": enc + samp}
     phase = max(phases, key=phases.__getitem__)
     peak = phases[phase]
     vit_err = 0.03 if mr.calibrated(beh) else 0.2
-    err = {"vision encoder": vit * vit_err, "encoder outputs + LLM forward": llm * llm_err, "encoder outputs + sampler": max_num_seqs * model.vocab_size * 20}[phase]
+    err = {"vision encoder": vit * vit_err, "encoder outputs + LLM forward": llm * llm_err, "encoder outputs + sampler": max_num_seqs * model.vocab_size * samp_err}[phase]
     where = "Model Runner V2, text-only dummy" if runner == mr.V2 else "Model Runner V1"
     return Term("peak activation (profile run)", int(peak), CALIBRATED if phase != "encoder outputs + sampler" else ESTIMATED,
                 f"max of the profile phases ({where}): {phase}", int(err)), parts
