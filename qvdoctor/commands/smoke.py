@@ -35,6 +35,7 @@ def smoke(
     emit_serve_cmd: Optional[str] = typer.Option(None, "--emit-serve-cmd", metavar="FILE", help="Write the final 'vllm serve' command line to FILE."),
     emit_config: Optional[str] = typer.Option(None, "--emit-config", metavar="FILE", help="Write a YAML file for 'vllm serve --config FILE'."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream the engine's log to stderr."),
+    load_format: Optional[str] = typer.Option(None, "--load-format", help="dummy: random weights of the real shapes (the model directory needs only config.json, preprocessor_config.json and a tokenizer); checks a configuration before the weights are downloaded."),
 ) -> int:
     import json
     import signal
@@ -79,7 +80,8 @@ def smoke(
         report = run_smoke(
             SmokeOptions(video=video, model=model, prompt=prompt, backend=backend, max_attempts=max_attempts,
                          flags=list(flag), num_videos=num_videos, max_tokens=max_tokens, timeout_s=timeout,
-                         workdir=workdir, emit_serve_cmd=emit_serve_cmd, emit_config=emit_config),
+                         workdir=workdir, emit_serve_cmd=emit_serve_cmd, emit_config=emit_config,
+                         load_format=load_format),
             on_event=on_event,
             on_line=on_line if verbose else None,
         )

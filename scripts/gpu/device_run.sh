@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Steps of one device call, run from the checkout root on the GPU host (see stage_tree.sh):
+#   install          join the parked vLLM chunks with .chunks/p2, unpack to /tmp/site (install.sh)
+#   wheels           pip-install .gpuwhl/*.whl into /tmp/site (PyAV, uvicorn, ... for smoke / serve)
+#   host             scripts/gpu/host_report.py -> $OUT/host.json, $OUT/facts.json
+#   grid:NAME:SECS   scripts/gpu/grid.py NAME with a budget of SECS -> $OUT/NAME-results.json, NAME-logs.tar.gz
+#   smoke:NAME       the smoke run NAME of scripts/gpu/smoke_runs.sh -> $OUT/smoke-NAME.tar.gz
+# Everything is logged to $OUT/device_run.log.
+set -u
+ROOT=$PWD
+G=$ROOT/.gpu
+OUT=${OUT:-/tmp/qv-out}
+mkdir -p "$OUT"
+export PYTHONPATH=/tmp/site:$G PYTHONUNBUFFERED=1
+export VLLM_WORKER_MULTIPROC_METHOD=spawn VLLM_USE_FLASHINFER_SAMPLER=0
+exec > >(tee -a "$OUT/device_run.log") 2>&1
+echo "[device_run] $(date -u +%FT%TZ) steps: $*"
+for step in "$@"; do
+  t0=$SECONDS
+  case $step in
+    install) bash .chunks/p2/install.sh || { echo "[device_run] install failed"; exit 1; } ;;
+    wheels) python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .gpuwhl/*.whl \
+              && python3 -c "import av, uvicorn, prometheus_fastapi_instrumentator; print('wheels ok', av.__version__)" ;;
+    host) timeout 200 python3 "$G/scripts/gpu/host_report.py" --out "$OUT" ;;
+    grid:*) IFS=: read -r _ name secs <<<"$step"; python3 "$G/scripts/gpu/grid.py" "$name" --out "$OUT" --budget "$secs" --model "$G/model" ;;
+    smoke:*) bash "$G/scripts/gpu/smoke_runs.sh" "${step#smoke:}" ;;
+    *) echo "[device_run] unknown step $step" ;;
+  esac
+  echo "[device_run] step $step: rc $? in $((SECONDS - t0)) s"
+done
+nvidia-smi --query-gpu=name,memory.total,memory.used --format=csv
