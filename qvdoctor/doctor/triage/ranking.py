@@ -23,12 +23,16 @@ from qvdoctor.doctor.triage.scanning import (
 from qvdoctor.doctor.triage.schema import (
     _ANSI,
     EVIDENCE_CHARS,
+    HINT,
     MAX_EVIDENCE,
+    NO_ROLE,
     ROLE_STATUS,
     ROLES,
     Signature,
     load_signatures,
 )
+
+UNKNOWN_ID = "unknown-error"
 
 
 @dataclass
@@ -45,10 +49,11 @@ class TriageResult:
 
     @property
     def exit_code(self) -> int:
-        """2 failing signature, 1 unexplained error or a warning, 0 clean or noise only."""
-        if self.root is not None:
+        """2 a failure (a known root cause, or an error no signature explains), 1 warnings only,
+        0 clean or noise only. A traceback or a CUDA/NCCL error is never an all-clear."""
+        if self.root is not None or self.unknown:
             return 2
-        return 1 if self.unknown or any(f.status == "warn" for f in self.findings) else 0
+        return 1 if any(f.status == "warn" for f in self.findings) else 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -90,10 +95,10 @@ def _role_of(sig: Signature, hits: list[Hit], scope: Mapping[str, Any]) -> str:
         base = sig.role
         if base.startswith("="):
             base = str(evaluate(base[1:], scope))
-            if base not in ROLES:
+            if base not in ROLES + (NO_ROLE,):
                 raise ExprError(f"role expression of {sig.entry.id} gave {base!r}")
         roles.add(base)
-    for role in ROLES:  # strongest first
+    for role in ROLES + (NO_ROLE,):  # strongest first
         if role in roles:
             return role
     return "cause"
@@ -128,6 +133,68 @@ def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signa
         h.line = lines[h.start]
         h.text = text[h.start:min(h.end, h.start + EVIDENCE_CHARS * 4)]
 
+    hints = [h for h in hits if h.pattern.role == HINT]
+    hits = [h for h in hits if h.pattern.role != HINT]
+    matched = _match(hits, sigs, base, context)
+    matched = [m for m in matched if m.role != NO_ROLE]
+    keep = {m.sig.entry.id for m in matched}
+    hits = [h for h in hits if h.pattern.entry_id in keep]
+
+    causes = [m for m in matched if m.role == "cause"]
+    root = causes[0] if causes else None
+    for _ in range(4):  # a signature that explains the root takes its place
+        if root is None:
+            break
+        better = next((m for m in matched if m is not root and root.sig.entry.id in m.sig.explains), None)
+        if better is None:
+            break
+        root = better
+
+    role_of = {m.sig.entry.id: m.role for m in matched}
+    hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
+    harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
+    error = last_error(text, harmless) if root is None else None
+    inferred = ""
+    if root is None and error is not None:  # the fallback ladder: frames, exception types, a warning
+        root, inferred = _from_traceback(hints, sigs, base, context, error)
+        if root is None:
+            root = next((m for m in matched if m.role == "warning"), None)
+            inferred = "the log ends in an error that no signature explains; this warning came before it" if root else ""
+        same = next((m for m in matched if root is not None and m is not root and m.sig.entry.id == root.sig.entry.id), None)
+        if same is not None:
+            root = same
+        elif root is not None and root not in matched:
+            matched.append(root)
+            matched.sort(key=lambda m: m.first)
+
+    findings: list[Finding] = []
+    if root is not None:
+        findings.append(_finding(root, "fail", "root"))
+        if inferred:
+            findings[0].cause += f" (Inferred: {inferred}.)"
+    rest = [m for m in matched if m is not root]
+    order = {"cause": 0, "warning": 1, "wrapper": 2}
+    for m in sorted((m for m in rest if m.role != "benign"), key=lambda m: (order[m.role], m.first)):
+        findings.append(_finding(m, ROLE_STATUS[m.role], "contributing"))
+    for m in (m for m in rest if m.role == "benign"):
+        findings.append(_finding(m, "info", "benign"))
+
+    err = _last_of(text, set(hit_role), _ERROR_MARKERS)
+    if err is None:  # only known lines look like errors: show the last one that is not benign
+        failing = [h for h in hits if hit_role[h.start] != "benign"]
+        if failing:
+            err = (failing[-1].start, failing[-1].text)
+    if err is None:
+        err = _last_of(text, set(hit_role), (_TRACEBACK,))
+    unknown = root is None and error is not None
+    last_no = _number_lines(text, [err[0]])[err[0]] if err else None
+    if unknown and err is not None:
+        findings.insert(0, _unknown_finding(_clean(err[1]), last_no))
+    return TriageResult(findings, _clean(err[1]) if err else None, unknown, last_no, context)
+
+
+def _match(hits: list[Hit], sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any]) -> list[_Matched]:
+    """Hits grouped by signature, each with its numbers and role, in log order."""
     grouped: dict[str, list[Hit]] = {}
     for h in hits:
         grouped.setdefault(h.pattern.entry_id, []).append(h)
@@ -150,39 +217,38 @@ def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signa
             m.role = "cause"
         matched.append(m)
     matched.sort(key=lambda m: m.first)
+    return matched
 
-    causes = [m for m in matched if m.role == "cause"]
-    root = causes[0] if causes else None
-    for _ in range(4):  # a signature that explains the root takes its place
-        if root is None:
-            break
-        better = next((m for m in matched if m is not root and root.sig.entry.id in m.sig.explains), None)
-        if better is None:
-            break
-        root = better
-    findings: list[Finding] = []
-    if root is not None:
-        findings.append(_finding(root, "fail", "root"))
-    rest = [m for m in matched if m is not root]
-    order = {"cause": 0, "warning": 1, "wrapper": 2}
-    for m in sorted((m for m in rest if m.role != "benign"), key=lambda m: (order[m.role], m.first)):
-        findings.append(_finding(m, ROLE_STATUS[m.role], "contributing"))
-    for m in (m for m in rest if m.role == "benign"):
-        findings.append(_finding(m, "info", "benign"))
 
-    role_of = {m.sig.entry.id: m.role for m in matched}
-    hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
-    err = _last_of(text, set(hit_role), _ERROR_MARKERS)
-    if err is None:  # only known lines look like errors: show the last one that is not benign
-        failing = [h for h in hits if hit_role[h.start] != "benign"]
-        if failing:
-            err = (failing[-1].start, failing[-1].text)
-    if err is None:
-        err = _last_of(text, set(hit_role), (_TRACEBACK,))
-    harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
-    unknown = root is None and last_error(text, harmless) is not None
-    last_no = _number_lines(text, [err[0]])[err[0]] if err else None
-    return TriageResult(findings, _clean(err[1]) if err else None, unknown, last_no, context)
+def _from_traceback(hints: list[Hit], sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any],
+                    error: tuple[int, str]) -> tuple[_Matched | None, str]:
+    """The signature a traceback points to when no message matched: the innermost known frame
+    (the last one printed before the error), else a known exception type."""
+    for kind in ("frame", "exception"):
+        near = [h for h in hints if h.pattern.engine == kind and h.start <= error[0] + 1]
+        if not near:
+            continue
+        hit = max(near, key=lambda h: h.start)
+        sig = next(s for s in sigs if s.entry.id == hit.pattern.entry_id)
+        m = _Matched(sig, [hit], "cause", {**base, "log": dict(context)})
+        name = hit.pattern.needle[3:] if kind == "frame" else hit.pattern.needle[:-1]
+        why = (f"the traceback was raised from `{name}`, which fails this way; the message line is missing or "
+               f"not recognised" if kind == "frame" else
+               f"the exception type `{name}` says what failed; its message is cut or not recognised")
+        return m, why
+    return None, ""
+
+
+def _unknown_finding(line: str, line_no: int | None) -> Finding:
+    """The last error line of a log no signature explains, as a failing finding with its evidence."""
+    return Finding(
+        id=UNKNOWN_ID, family="other", status="fail", role="unknown",
+        title=f"Unrecognised error: {line.strip()[:120]}",
+        cause="The log ends in an error that no known signature, traceback frame or exception type explains.",
+        fix="Read the lines above the last error; search the exact message in the vLLM/transformers issue trackers, "
+            "and report it with 'qvdoctor diagnose --log FILE --format markdown'.",
+        evidence=[Evidence(line, source="log", line=line_no)],
+    )
 
 
 def triage_file(path: str, names: dict | None = None) -> TriageResult:

@@ -301,7 +301,8 @@ def context_numbers(text: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- last error line
 
-_ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed")
+_ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
+                  "NCCL WARN", "CUDA error", "NCCL error")
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _PREFIX = re.compile(
     r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
@@ -310,6 +311,7 @@ _PREFIX = re.compile(
 )
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
+_LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out)|CUDA error: |NCCL error")
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
 
 
@@ -322,6 +324,8 @@ def _strip_prefix(line: str) -> tuple[str, str | None]:
 def _error_like(line: str) -> bool:
     """An exception line (``ValueError: ...``) or an ERROR/CRITICAL message; never a traceback frame."""
     msg, level = _strip_prefix(line[:2000])
+    if _LOW_LEVEL.search(line[:2000]):  # NCCL's own failure lines and CUDA errors, whatever their prefix
+        return True
     if not msg or _FRAME.match(msg):
         return False
     return bool(_EXCEPTION.match(msg)) or level in ("ERROR", "CRITICAL")
