@@ -59,7 +59,7 @@ def signatures_markdown(signatures: Iterable[Signature] | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--docs"]:
-        target = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[2] / "docs" / "signatures.md"
+        target = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[3] / "docs" / "signatures.md"
         tmp = target.with_name(target.name + ".part")
         tmp.write_text(signatures_markdown(), encoding="utf-8")
         tmp.replace(target)

@@ -84,7 +84,7 @@ def judge(case: Case, findings: list[Finding], exit_code: int) -> Verdict:
             miss = f"got {got} ({root.id if root else 'no root'}), expected {case.family}"
     fix_ok: bool | None = None
     if case.expect_fix and case.outcome == "fail":
-        text = _fix_text(root) if root is not None else ""
+        text = _fix_text(top) if top is not None else ""
         fix_ok = all(any(alt.lower() in text for alt in want.split("|")) for want in case.expect_fix)
         if not fix_ok and not miss:
             miss = f"fix does not say {' and '.join(case.expect_fix)}"

@@ -340,6 +340,23 @@ def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
         best = _last_of(text, skip, markers)
         if best is not None:
             return best
+    return _last_frame(text)
+
+
+_TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}, in ')
+
+
+def _last_frame(text: str) -> tuple[int, str] | None:
+    """The last traceback frame line: a traceback cut before its header and its message is still one."""
+    pos = len(text)
+    for _ in range(200):
+        pos = text.rfind('", line ', 0, pos)
+        if pos < 0:
+            return None
+        start, end = _line_bounds(text, pos)
+        if _TB_FRAME.search(text, start, end):
+            return start, text[start:end]
+        pos = start
     return None
 
 
