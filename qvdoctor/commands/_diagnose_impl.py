@@ -11,11 +11,15 @@ from qvdoctor.doctor.render import print_findings, to_json
 
 
 def run(*, facts: Path | None, save_facts: Path | None, log: str | None, model: str | None, image: str | None,
-        probe: bool, json_out: bool, verbose: bool) -> int:
+        probe: bool, json_out: bool, verbose: bool, fmt: str = "text") -> int:
+    if fmt not in ("text", "json", "markdown"):
+        raise QvError(f"unknown --format {fmt!r}", "use text, json or markdown")
+    json_out = json_out or fmt == "json"
+    markdown = fmt == "markdown"
     if facts is not None and save_facts is not None:
         raise QvError("--facts and --save-facts do not go together", "--save-facts records this machine; --facts reads a recording")
     if log is not None:
-        return run_log(log, facts=facts, model=model, probe=probe, json_out=json_out, verbose=verbose)
+        return run_log(log, facts=facts, model=model, probe=probe, json_out=json_out, verbose=verbose, markdown=markdown)
     snapshot = load_or_gather(facts, probe)
     if save_facts is not None:
         try:
@@ -36,7 +40,11 @@ def run(*, facts: Path | None, save_facts: Path | None, log: str | None, model: 
     result = diagnose(snapshot, model=model_info, extra_names=plan_names(plan) if plan is not None else None)
     if plan is not None:
         result.extra["plan"] = plan.to_dict()
-    if json_out:
+    if markdown:
+        from qvdoctor.doctor.markdown import markdown_report
+
+        print(markdown_report(result.findings, result.facts, model=model), end="")
+    elif json_out:
         print(to_json(result.findings, result.facts, **result.extra))
     else:
         if plan is not None:
@@ -51,7 +59,8 @@ def run(*, facts: Path | None, save_facts: Path | None, log: str | None, model: 
 # --- log triage (qvdoctor diagnose --log) ---------------------------------------------------------
 
 
-def run_log(log: str, *, facts: Path | None, model: str | None, probe: bool, json_out: bool, verbose: bool) -> int:
+def run_log(log: str, *, facts: Path | None, model: str | None, probe: bool, json_out: bool, verbose: bool,
+            markdown: bool = False) -> int:
     """Triage a vLLM log; this machine's (or --facts') facts make the fixes concrete.
 
     Shown: the log findings (root cause, contributing, benign), plus environment findings that
@@ -80,6 +89,12 @@ def run_log(log: str, *, facts: Path | None, model: str | None, probe: bool, jso
         benign_at = next((i for i, f in enumerate(findings) if f.role == "benign"), len(findings))
         findings[benign_at:benign_at] = env
     source = "stdin" if log == "-" else log
+    if markdown:
+        from qvdoctor.doctor.markdown import markdown_report
+
+        print(markdown_report(findings, snapshot, source=source, summary=result.summary(), model=model,
+                              context=result.context), end="")
+        return result.exit_code
     if json_out:
         print(to_json(findings, snapshot, triage={"log": source, **result.summary(), "exit_code": result.exit_code}))
         return result.exit_code

@@ -18,9 +18,11 @@ def register(app: typer.Typer) -> None:
         image: Optional[str] = typer.Option(None, "--image", help="Docker image: check the kernels inside it."),
         probe: bool = typer.Option(False, "--probe", help="Also import torch in an isolated child process (slower)."),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        fmt: str = typer.Option("text", "--format", help="text, json, or markdown (a redacted report to paste into a bug thread)."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show evidence for passing checks too."),
     ) -> int:
         """Say what will break on this GPU before launch, with the exact fix."""
         from qvdoctor.commands._diagnose_impl import run
 
-        return run(facts=facts, save_facts=save_facts, log=log, model=model, image=image, probe=probe, json_out=json_out, verbose=verbose)
+        return run(facts=facts, save_facts=save_facts, log=log, model=model, image=image, probe=probe, json_out=json_out,
+                   verbose=verbose, fmt=fmt)

@@ -224,8 +224,9 @@ def _from_traceback(hints: list[Hit], sigs: tuple[Signature, ...], base: dict[st
                     error: tuple[int, str]) -> tuple[_Matched | None, str]:
     """The signature a traceback points to when no message matched: the innermost known frame
     (the last one printed before the error), else a known exception type."""
+    cut = "Traceback (most recent call last)" in error[1] or '", line ' in error[1]  # no message line at all
     for kind in ("frame", "exception"):
-        near = [h for h in hints if h.pattern.engine == kind and h.start <= error[0] + 1]
+        near = [h for h in hints if h.pattern.engine == kind and (cut or h.start <= error[0] + 1)]
         if not near:
             continue
         hit = max(near, key=lambda h: h.start)

@@ -44,9 +44,42 @@ def read_log(path: str) -> str:
                 data = handle.read()
         except (OSError, EOFError) as exc:
             raise QvError(f"{path} looks gzip-compressed but cannot be decompressed: {exc}")
-    text = data.decode("utf-8", errors="replace")
+    text = decode_log(data, "stdin" if path == "-" else path)
     if "\r\n" in text[:65536]:
         text = text.replace("\r\n", "\n")
+    return text
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-le'/'utf-16-be' when every other byte of mostly-ASCII text is NUL."""
+    if len(head) < 4:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+def decode_log(data: bytes, name: str = "log") -> str:
+    """Log bytes as text: UTF-8 (with or without BOM), UTF-16/32 with a BOM, UTF-16 without one
+    (what PowerShell's ``>`` and ``Out-File`` write). An empty or binary file is a QvError."""
+    if not data.strip():
+        raise QvError(f"{name} is empty", "pass the file vLLM's output was saved to (e.g. vllm serve ... 2>&1 | tee vllm.log)")
+    head = data[:65536]
+    encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), None) or _utf16_without_bom(head[:4096])
+    text = data.decode(encoding or "utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    sample = text[:65536]
+    controls = sum(1 for ch in sample if ch < " " and ch not in "\n\r\t\x1b\x0c\x08") + sample.count("\ufffd")
+    if "\x00" in sample or controls > 0.05 * len(sample):
+        raise QvError(f"{name} is not a text log (binary data)", "pass the text log vLLM wrote, not an archive, image or core dump")
     return text
 
 
