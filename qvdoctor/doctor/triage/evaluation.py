@@ -28,6 +28,8 @@ class Case:
     outcome: str  # fail / success / warning / unclear
     expect_fix: list[str] = field(default_factory=list)
     note: str = ""
+    round: int = 1  # 1: the first 84 cases (split by hash); 2: collected after round 1 was evaluated
+    round1: str = ""  # "held-out" for the round-1 held-out cases, which joined dev afterwards
 
     @property
     def log(self) -> Path:
