@@ -8,6 +8,8 @@ from typing import Any, Iterable, Mapping
 from qvdoctor.doctor.expr import ExprError, evaluate
 from qvdoctor.doctor.findings import Evidence, Finding, Patch
 from qvdoctor.doctor.rules import make_finding
+import re
+
 from qvdoctor.doctor.triage.scanning import (
     _ERROR_MARKERS,
     _TRACEBACK,
@@ -33,6 +35,7 @@ from qvdoctor.doctor.triage.schema import (
 )
 
 UNKNOWN_ID = "unknown-error"
+_NEW_RECORD = re.compile(r"\s|\(|\[|[A-Z]{4,8} \d\d-\d\d |\d{4}-\d\d-\d\d|Traceback|File \"")
 
 
 @dataclass
@@ -121,8 +124,58 @@ def _finding(m: _Matched, status: str, role: str) -> Finding:
 
 def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signature] | None = None) -> TriageResult:
     """Triage a log given as text. ``names`` is the check context (facts of this machine, model,
-    and optionally ``request`` counts such as ``{"video": 2}``) that makes fixes concrete."""
+    and optionally ``request`` counts such as ``{"video": 2}``) that makes fixes concrete.
+
+    A log nothing explains is tried once more with the lines a terminal hard-wrapped joined
+    again (copied from a fixed-width console); evidence keeps the original line numbers."""
     sigs = tuple(signatures) if signatures is not None else load_signatures()
+    result = _triage(text, names, sigs)
+    if result.root is None and result.unknown and len(text) <= UNWRAP_MAX:
+        joined, origin = unwrap_lines(text)
+        if joined != text:
+            again = _triage(joined, names, sigs)
+            if again.root is not None:
+                for f in again.findings:
+                    for e in f.evidence:
+                        if e.line:
+                            e.line = origin[e.line - 1]
+                again.root.cause += " (Matched after joining the lines a terminal had wrapped.)"
+                if again.last_error_line_no:
+                    again.last_error_line_no = origin[again.last_error_line_no - 1]
+                return again
+    return result
+
+
+UNWRAP_MAX = 4 * 1024 * 1024  # the second pass is for pasted excerpts, not for 100 MB service logs
+
+
+def unwrap_lines(text: str) -> tuple[str, list[int]]:
+    """``text`` with hard-wrapped lines joined, and for each joined line its first original line
+    number. A wrap is a line of the log's most common long length (>= 70 characters, seen at
+    least 3 times) followed by a line that does not start a new record (no leading space,
+    no worker/level prefix)."""
+    lines = text.split("\n")
+    lengths: dict[int, int] = {}
+    for line in lines:
+        if len(line) >= 70:
+            lengths[len(line)] = lengths.get(len(line), 0) + 1
+    if not lengths:
+        return text, list(range(1, len(lines) + 1))
+    width, count = max(lengths.items(), key=lambda kv: kv[1])
+    if count < 3:
+        return text, list(range(1, len(lines) + 1))
+    out: list[str] = []
+    origin: list[int] = []
+    for i, line in enumerate(lines):
+        if out and len(lines[i - 1]) == width and line and not _NEW_RECORD.match(line):
+            out[-1] += line
+        else:
+            out.append(line)
+            origin.append(i + 1)
+    return "\n".join(out), origin
+
+
+def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> TriageResult:
     base = dict(names) if names is not None else _default_names()
     base.setdefault("request", None)
     base.setdefault("mm_limit", mm_limit)
