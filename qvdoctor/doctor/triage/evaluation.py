@@ -31,6 +31,7 @@ class Case:
     round: int = 1  # 1: the first 84 cases (split by hash); 2: collected after round 1 was evaluated
     round1: str = ""  # "held-out" for the round-1 held-out cases, which joined dev afterwards
     round2: str = ""  # "held-out" for the round-2 cases (all held out in round 2), which joined dev afterwards
+    round3: str = ""  # likewise for round 3
 
     @property
     def log(self) -> Path:
