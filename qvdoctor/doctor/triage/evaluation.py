@@ -32,6 +32,7 @@ class Case:
     round1: str = ""  # "held-out" for the round-1 held-out cases, which joined dev afterwards
     round2: str = ""  # "held-out" for the round-2 cases (all held out in round 2), which joined dev afterwards
     round3: str = ""  # likewise for round 3
+    round4: str = ""  # likewise for round 4
 
     @property
     def log(self) -> Path:

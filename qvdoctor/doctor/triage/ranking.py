@@ -207,6 +207,7 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
     harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
     error = last_error(text, harmless) if root is None else None
+    unknown_error = error
     inferred = ""
     if root is None and error is not None:  # the fallback ladder: frames, exception types, a warning
         root, inferred = _from_traceback(hints, sigs, base, context, error)
@@ -239,6 +240,8 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
             err = (failing[-1].start, failing[-1].text)
     if err is None:
         err = _last_of(text, set(hit_role), (_TRACEBACK,))
+    if err is None and unknown_error is not None:  # a traceback cut before its header and message: its last frame
+        err = unknown_error
     unknown = root is None and error is not None
     last_no = _number_lines(text, [err[0]])[err[0]] if err else None
     if unknown and err is not None:

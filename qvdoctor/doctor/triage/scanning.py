@@ -335,7 +335,7 @@ def context_numbers(text: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- last error line
 
 _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
-                  "NCCL WARN", "CUDA error", "NCCL error")
+                  "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout")
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _PREFIX = re.compile(
     r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
@@ -346,7 +346,8 @@ _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fat
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out)|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
-                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|\"object\": ?\"error\"|Error code: [45]\d\d")
+                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|\"object\": ?\"error\"|Error code: [45]\d\d"
+                        r"|Watchdog caught collective operation timeout")
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
 
 
