@@ -43,8 +43,9 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
     assert all(c.split == "dev" for c in CASES if c.round == 1)  # round 1 was evaluated once, then joined dev
     assert all(c.split == "dev" and c.round2 == "held-out" for c in CASES if c.round == 2)
     assert all(c.split == "dev" and c.round3 == "held-out" for c in CASES if c.round == 3)
+    assert all(c.split == "dev" and c.round4 == "held-out" for c in CASES if c.round == 4)
     held = [c for c in CASES if c.split == "held-out"]
-    assert all(c.round == 4 for c in held)
+    assert all(c.round == 5 for c in held)
     assert len(held) >= 20 and any(c.outcome == "success" for c in held)
     assert {c.outcome for c in CASES} >= {"fail", "success", "warning"}
 
