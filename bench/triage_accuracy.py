@@ -42,7 +42,8 @@ def _report(name: str, verdicts) -> dict:
     print(f"{name}: {s['cases']} cases; family right {s['family_right']}/{s['family_scored']} "
           f"({100 * s['family_rate']:.0f} %), fix matches the thread's {s['fix_right']}/{s['fix_scored']} "
           f"({100 * s['fix_rate']:.0f} %), all-clears on failing logs {len(s['all_clear_on_failing'])}, "
-          f"failing findings on logs that end in success {len(s['failing_on_success'])}")
+          f"failing findings on logs that end in success {len(s['failing_on_success'])}; "
+          f"family right on excerpts that keep their error message {s['family_right_whole']}/{s['family_scored_whole']}")
     return s
 
 

@@ -7,6 +7,7 @@ and was fixed before any signature was written from the dev cases.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -33,6 +34,11 @@ class Case:
     round2: str = ""  # "held-out" for the round-2 cases (all held out in round 2), which joined dev afterwards
     round3: str = ""  # likewise for round 3
     round4: str = ""  # likewise for round 4
+
+    @property
+    def cut(self) -> bool:
+        """The thread's copy is cut off before (or inside) the error message."""
+        return self.id.endswith("-cut") or bool(re.search(r"\bcut(?:-off)?\b", self.note))
 
     @property
     def log(self) -> Path:
@@ -120,4 +126,7 @@ def summary(verdicts: list[Verdict]) -> dict[str, Any]:
         "all_clear_on_failing": [v.case.id for v in verdicts if v.case.outcome == "fail" and v.exit_code == 0],
         "failing_on_success": [v.case.id for v in verdicts if v.case.outcome in ("success", "warning") and v.failing],
         "misses": {v.case.id: v.miss for v in verdicts if v.miss},
+        # excerpts that keep their error message (not cut off before it, as the note or id says)
+        "family_right_whole": sum(v.family_ok for v in scored if not v.case.cut),
+        "family_scored_whole": sum(1 for v in scored if not v.case.cut),
     }
