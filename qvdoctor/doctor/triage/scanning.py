@@ -311,8 +311,18 @@ def mm_limit(current: Any, modality: str | None, count: int | None) -> dict[str,
     return table
 
 
+CONTEXT_SPAN = 16 << 20  # the engine configuration is printed at start-up: look at the head and the tail
+
+
 def context_numbers(text: str) -> dict[str, Any]:
-    """The engine configuration the log printed (first occurrence of each value)."""
+    """The engine configuration the log printed (first occurrence of each value). In a log over
+    32 MB only the first and the last 16 MB are searched (a start-up, or the restart before the
+    failure), so a clean 100 MB log does not pay a full pass per configuration key."""
+    if len(text) > 2 * CONTEXT_SPAN:
+        head = context_numbers(text[:CONTEXT_SPAN])
+        for k, v in context_numbers(text[-CONTEXT_SPAN:]).items():
+            head.setdefault(k, v)
+        return head
     found: dict[str, Any] = {}
     for needle in ("'limit_mm_per_prompt': ", "limit_mm_per_prompt="):
         pos = text.find(needle)
