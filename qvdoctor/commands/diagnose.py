@@ -35,6 +35,7 @@ def register(app: typer.Typer) -> None:
         emit_serve_cmd: Optional[Path] = typer.Option(None, "--emit-serve-cmd", help="With --model: write the fixed launch as a shell script."),
         emit_config: Optional[Path] = typer.Option(None, "--emit-config", help="With --model: write the fixed launch as a YAML file for 'vllm serve --config'."),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
+        fmt: str = typer.Option("text", "--format", help="text, json, or markdown (a redacted report to paste into a bug thread)."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Show evidence for passing checks too."),
     ) -> int:
         return run(locals())
@@ -43,6 +44,10 @@ def register(app: typer.Typer) -> None:
 def run(o: dict[str, Any]) -> int:
     from qvdoctor.facts.load import load_or_gather
 
+    fmt = o.get("fmt") or "text"
+    if fmt not in ("text", "json", "markdown"):
+        raise QvError(f"unknown --format {fmt!r}", "use text, json or markdown")
+    o["json_out"] = o.get("json_out") or fmt == "json"
     if o.get("facts") is not None and o.get("save_facts") is not None:
         raise QvError("--facts and --save-facts do not go together", "--save-facts records this machine; --facts reads a recording")
     if (o.get("emit_serve_cmd") or o.get("emit_config")) and not o.get("model"):
@@ -64,6 +69,11 @@ def run(o: dict[str, Any]) -> int:
     rx = _prescribe(snapshot, o.get("model"))
     emitted = emit_launch(rx, o.get("emit_serve_cmd"), o.get("emit_config"), "qvdoctor diagnose")
     findings = rx.requested_findings if rx.plan is None else _with_fixed(rx)
+    if fmt == "markdown":
+        from qvdoctor.doctor.markdown import markdown_report
+
+        print(markdown_report(findings, snapshot, model=o.get("model"), prescription=rx), end="")
+        return rx.request_exit_code
     if o.get("json_out"):
         from qvdoctor.doctor.render import prescription_json, to_json
 
@@ -180,6 +190,12 @@ def run_log(o: dict[str, Any]) -> int:
         benign_at = next((i for i, f in enumerate(findings) if f.role == "benign"), len(findings))
         findings[benign_at:benign_at] = env
     source = "stdin" if log == "-" else log
+    if o.get("fmt") == "markdown":
+        from qvdoctor.doctor.markdown import markdown_report
+
+        print(markdown_report(findings, snapshot, source=source, summary=result.summary(), model=o.get("model"),
+                              context=result.context), end="")
+        return result.exit_code
     if o.get("json_out"):
         print(to_json(findings, snapshot, triage={"log": source, **result.summary(), "exit_code": result.exit_code}))
         return result.exit_code

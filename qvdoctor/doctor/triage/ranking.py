@@ -8,6 +8,8 @@ from typing import Any, Iterable, Mapping
 from qvdoctor.doctor.expr import ExprError, evaluate
 from qvdoctor.doctor.findings import Evidence, Finding, Patch
 from qvdoctor.doctor.rules import make_finding
+import re
+
 from qvdoctor.doctor.triage.scanning import (
     _ERROR_MARKERS,
     _TRACEBACK,
@@ -23,12 +25,17 @@ from qvdoctor.doctor.triage.scanning import (
 from qvdoctor.doctor.triage.schema import (
     _ANSI,
     EVIDENCE_CHARS,
+    HINT,
     MAX_EVIDENCE,
+    NO_ROLE,
     ROLE_STATUS,
     ROLES,
     Signature,
     load_signatures,
 )
+
+UNKNOWN_ID = "unknown-error"
+_NEW_RECORD = re.compile(r"\s|\(|\[|[A-Z]{4,8} \d\d-\d\d |\d{4}-\d\d-\d\d|Traceback|File \"")
 
 
 @dataclass
@@ -45,10 +52,11 @@ class TriageResult:
 
     @property
     def exit_code(self) -> int:
-        """2 failing signature, 1 unexplained error or a warning, 0 clean or noise only."""
-        if self.root is not None:
+        """2 a failure (a known root cause, or an error no signature explains), 1 warnings only,
+        0 clean or noise only. A traceback or a CUDA/NCCL error is never an all-clear."""
+        if self.root is not None or self.unknown:
             return 2
-        return 1 if self.unknown or any(f.status == "warn" for f in self.findings) else 0
+        return 1 if any(f.status == "warn" for f in self.findings) else 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -90,10 +98,10 @@ def _role_of(sig: Signature, hits: list[Hit], scope: Mapping[str, Any]) -> str:
         base = sig.role
         if base.startswith("="):
             base = str(evaluate(base[1:], scope))
-            if base not in ROLES:
+            if base not in ROLES + (NO_ROLE,):
                 raise ExprError(f"role expression of {sig.entry.id} gave {base!r}")
         roles.add(base)
-    for role in ROLES:  # strongest first
+    for role in ROLES + (NO_ROLE,):  # strongest first
         if role in roles:
             return role
     return "cause"
@@ -116,8 +124,58 @@ def _finding(m: _Matched, status: str, role: str) -> Finding:
 
 def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signature] | None = None) -> TriageResult:
     """Triage a log given as text. ``names`` is the check context (facts of this machine, model,
-    and optionally ``request`` counts such as ``{"video": 2}``) that makes fixes concrete."""
+    and optionally ``request`` counts such as ``{"video": 2}``) that makes fixes concrete.
+
+    A log nothing explains is tried once more with the lines a terminal hard-wrapped joined
+    again (copied from a fixed-width console); evidence keeps the original line numbers."""
     sigs = tuple(signatures) if signatures is not None else load_signatures()
+    result = _triage(text, names, sigs)
+    if result.root is None and result.unknown and len(text) <= UNWRAP_MAX:
+        joined, origin = unwrap_lines(text)
+        if joined != text:
+            again = _triage(joined, names, sigs)
+            if again.root is not None:
+                for f in again.findings:
+                    for e in f.evidence:
+                        if e.line:
+                            e.line = origin[e.line - 1]
+                again.root.cause += " (Matched after joining the lines a terminal had wrapped.)"
+                if again.last_error_line_no:
+                    again.last_error_line_no = origin[again.last_error_line_no - 1]
+                return again
+    return result
+
+
+UNWRAP_MAX = 4 * 1024 * 1024  # the second pass is for pasted excerpts, not for 100 MB service logs
+
+
+def unwrap_lines(text: str) -> tuple[str, list[int]]:
+    """``text`` with hard-wrapped lines joined, and for each joined line its first original line
+    number. A wrap is a line of the log's most common long length (>= 70 characters, seen at
+    least 3 times) followed by a line that does not start a new record (no leading space,
+    no worker/level prefix)."""
+    lines = text.split("\n")
+    lengths: dict[int, int] = {}
+    for line in lines:
+        if len(line) >= 70:
+            lengths[len(line)] = lengths.get(len(line), 0) + 1
+    if not lengths:
+        return text, list(range(1, len(lines) + 1))
+    width, count = max(lengths.items(), key=lambda kv: kv[1])
+    if count < 3:
+        return text, list(range(1, len(lines) + 1))
+    out: list[str] = []
+    origin: list[int] = []
+    for i, line in enumerate(lines):
+        if out and len(lines[i - 1]) == width and line and not _NEW_RECORD.match(line):
+            out[-1] += line
+        else:
+            out.append(line)
+            origin.append(i + 1)
+    return "\n".join(out), origin
+
+
+def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> TriageResult:
     base = dict(names) if names is not None else _default_names()
     base.setdefault("request", None)
     base.setdefault("mm_limit", mm_limit)
@@ -128,6 +186,71 @@ def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signa
         h.line = lines[h.start]
         h.text = text[h.start:min(h.end, h.start + EVIDENCE_CHARS * 4)]
 
+    hints = [h for h in hits if h.pattern.role == HINT]
+    hits = [h for h in hits if h.pattern.role != HINT]
+    matched = _match(hits, sigs, base, context)
+    matched = [m for m in matched if m.role != NO_ROLE]
+    keep = {m.sig.entry.id for m in matched}
+    hits = [h for h in hits if h.pattern.entry_id in keep]
+
+    causes = [m for m in matched if m.role == "cause"]
+    root = causes[0] if causes else None
+    for _ in range(4):  # a signature that explains the root takes its place
+        if root is None:
+            break
+        better = next((m for m in matched if m is not root and root.sig.entry.id in m.sig.explains), None)
+        if better is None:
+            break
+        root = better
+
+    role_of = {m.sig.entry.id: m.role for m in matched}
+    hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
+    harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
+    error = last_error(text, harmless) if root is None else None
+    unknown_error = error
+    inferred = ""
+    if root is None and error is not None:  # the fallback ladder: frames, exception types, a warning
+        root, inferred = _from_traceback(hints, sigs, base, context, error)
+        if root is None:
+            root = next((m for m in matched if m.role == "warning"), None)
+            inferred = "the log ends in an error that no signature explains; this warning came before it" if root else ""
+        same = next((m for m in matched if root is not None and m is not root and m.sig.entry.id == root.sig.entry.id), None)
+        if same is not None:
+            root = same
+        elif root is not None and root not in matched:
+            matched.append(root)
+            matched.sort(key=lambda m: m.first)
+
+    findings: list[Finding] = []
+    if root is not None:
+        findings.append(_finding(root, "fail", "root"))
+        if inferred:
+            findings[0].cause += f" (Inferred: {inferred}.)"
+    rest = [m for m in matched if m is not root]
+    order = {"cause": 0, "warning": 1, "wrapper": 2}
+    for m in sorted((m for m in rest if m.role != "benign"), key=lambda m: (order[m.role], m.first)):
+        findings.append(_finding(m, ROLE_STATUS[m.role], "contributing"))
+    for m in (m for m in rest if m.role == "benign"):
+        findings.append(_finding(m, "info", "benign"))
+
+    err = _last_of(text, set(hit_role), _ERROR_MARKERS)
+    if err is None:  # only known lines look like errors: show the last one that is not benign
+        failing = [h for h in hits if hit_role[h.start] != "benign"]
+        if failing:
+            err = (failing[-1].start, failing[-1].text)
+    if err is None:
+        err = _last_of(text, set(hit_role), (_TRACEBACK,))
+    if err is None and unknown_error is not None:  # a traceback cut before its header and message: its last frame
+        err = unknown_error
+    unknown = root is None and error is not None
+    last_no = _number_lines(text, [err[0]])[err[0]] if err else None
+    if unknown and err is not None:
+        findings.insert(0, _unknown_finding(_clean(err[1]), last_no))
+    return TriageResult(findings, _clean(err[1]) if err else None, unknown, last_no, context)
+
+
+def _match(hits: list[Hit], sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any]) -> list[_Matched]:
+    """Hits grouped by signature, each with its numbers and role, in log order."""
     grouped: dict[str, list[Hit]] = {}
     for h in hits:
         grouped.setdefault(h.pattern.entry_id, []).append(h)
@@ -150,39 +273,39 @@ def triage_text(text: str, names: dict | None = None, signatures: Iterable[Signa
             m.role = "cause"
         matched.append(m)
     matched.sort(key=lambda m: m.first)
+    return matched
 
-    causes = [m for m in matched if m.role == "cause"]
-    root = causes[0] if causes else None
-    for _ in range(4):  # a signature that explains the root takes its place
-        if root is None:
-            break
-        better = next((m for m in matched if m is not root and root.sig.entry.id in m.sig.explains), None)
-        if better is None:
-            break
-        root = better
-    findings: list[Finding] = []
-    if root is not None:
-        findings.append(_finding(root, "fail", "root"))
-    rest = [m for m in matched if m is not root]
-    order = {"cause": 0, "warning": 1, "wrapper": 2}
-    for m in sorted((m for m in rest if m.role != "benign"), key=lambda m: (order[m.role], m.first)):
-        findings.append(_finding(m, ROLE_STATUS[m.role], "contributing"))
-    for m in (m for m in rest if m.role == "benign"):
-        findings.append(_finding(m, "info", "benign"))
 
-    role_of = {m.sig.entry.id: m.role for m in matched}
-    hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
-    err = _last_of(text, set(hit_role), _ERROR_MARKERS)
-    if err is None:  # only known lines look like errors: show the last one that is not benign
-        failing = [h for h in hits if hit_role[h.start] != "benign"]
-        if failing:
-            err = (failing[-1].start, failing[-1].text)
-    if err is None:
-        err = _last_of(text, set(hit_role), (_TRACEBACK,))
-    harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
-    unknown = root is None and last_error(text, harmless) is not None
-    last_no = _number_lines(text, [err[0]])[err[0]] if err else None
-    return TriageResult(findings, _clean(err[1]) if err else None, unknown, last_no, context)
+def _from_traceback(hints: list[Hit], sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any],
+                    error: tuple[int, str]) -> tuple[_Matched | None, str]:
+    """The signature a traceback points to when no message matched: the innermost known frame
+    (the last one printed before the error), else a known exception type."""
+    cut = "Traceback (most recent call last)" in error[1] or '", line ' in error[1]  # no message line at all
+    for kind in ("frame", "exception"):
+        near = [h for h in hints if h.pattern.engine == kind and (cut or h.start <= error[0] + 1)]
+        if not near:
+            continue
+        hit = max(near, key=lambda h: h.start)
+        sig = next(s for s in sigs if s.entry.id == hit.pattern.entry_id)
+        m = _Matched(sig, [hit], "cause", {**base, "log": dict(context)})
+        name = hit.pattern.needle[3:] if kind == "frame" else hit.pattern.needle[:-1]
+        why = (f"the traceback was raised from `{name}`, which fails this way; the message line is missing or "
+               f"not recognised" if kind == "frame" else
+               f"the exception type `{name}` says what failed; its message is cut or not recognised")
+        return m, why
+    return None, ""
+
+
+def _unknown_finding(line: str, line_no: int | None) -> Finding:
+    """The last error line of a log no signature explains, as a failing finding with its evidence."""
+    return Finding(
+        id=UNKNOWN_ID, family="other", status="fail", role="unknown",
+        title=f"Unrecognised error: {line.strip()[:120]}",
+        cause="The log ends in an error that no known signature, traceback frame or exception type explains.",
+        fix="Read the lines above the last error; search the exact message in the vLLM/transformers issue trackers, "
+            "and report it with 'qvdoctor diagnose --log FILE --format markdown'.",
+        evidence=[Evidence(line, source="log", line=line_no)],
+    )
 
 
 def triage_file(path: str, names: dict | None = None) -> TriageResult:

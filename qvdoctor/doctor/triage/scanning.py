@@ -44,9 +44,42 @@ def read_log(path: str) -> str:
                 data = handle.read()
         except (OSError, EOFError) as exc:
             raise QvError(f"{path} looks gzip-compressed but cannot be decompressed: {exc}")
-    text = data.decode("utf-8", errors="replace")
+    text = decode_log(data, "stdin" if path == "-" else path)
     if "\r\n" in text[:65536]:
         text = text.replace("\r\n", "\n")
+    return text
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """'utf-16-le'/'utf-16-be' when every other byte of mostly-ASCII text is NUL."""
+    if len(head) < 4:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.9 * len(odd) and even.count(0) < 0.1 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.9 * len(even) and odd.count(0) < 0.1 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+def decode_log(data: bytes, name: str = "log") -> str:
+    """Log bytes as text: UTF-8 (with or without BOM), UTF-16/32 with a BOM, UTF-16 without one
+    (what PowerShell's ``>`` and ``Out-File`` write). An empty or binary file is a QvError."""
+    if not data.strip():
+        raise QvError(f"{name} is empty", "pass the file vLLM's output was saved to (e.g. vllm serve ... 2>&1 | tee vllm.log)")
+    head = data[:65536]
+    encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), None) or _utf16_without_bom(head[:4096])
+    text = data.decode(encoding or "utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    sample = text[:65536]
+    controls = sum(1 for ch in sample if ch < " " and ch not in "\n\r\t\x1b\x0c\x08") + sample.count("\ufffd")
+    if "\x00" in sample or controls > 0.05 * len(sample):
+        raise QvError(f"{name} is not a text log (binary data)", "pass the text log vLLM wrote, not an archive, image or core dump")
     return text
 
 
@@ -278,8 +311,18 @@ def mm_limit(current: Any, modality: str | None, count: int | None) -> dict[str,
     return table
 
 
+CONTEXT_SPAN = 16 << 20  # the engine configuration is printed at start-up: look at the head and the tail
+
+
 def context_numbers(text: str) -> dict[str, Any]:
-    """The engine configuration the log printed (first occurrence of each value)."""
+    """The engine configuration the log printed (first occurrence of each value). In a log over
+    32 MB only the first and the last 16 MB are searched (a start-up, or the restart before the
+    failure), so a clean 100 MB log does not pay a full pass per configuration key."""
+    if len(text) > 2 * CONTEXT_SPAN:
+        head = context_numbers(text[:CONTEXT_SPAN])
+        for k, v in context_numbers(text[-CONTEXT_SPAN:]).items():
+            head.setdefault(k, v)
+        return head
     found: dict[str, Any] = {}
     for needle in ("'limit_mm_per_prompt': ", "limit_mm_per_prompt="):
         pos = text.find(needle)
@@ -301,7 +344,8 @@ def context_numbers(text: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- last error line
 
-_ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed")
+_ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
+                  "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout")
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _PREFIX = re.compile(
     r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
@@ -310,6 +354,10 @@ _PREFIX = re.compile(
 )
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
+_LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out)|(?i:cuda error): |NCCL error"
+                        r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
+                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|\"object\": ?\"error\"|Error code: [45]\d\d"
+                        r"|Watchdog caught collective operation timeout")
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
 
 
@@ -322,6 +370,8 @@ def _strip_prefix(line: str) -> tuple[str, str | None]:
 def _error_like(line: str) -> bool:
     """An exception line (``ValueError: ...``) or an ERROR/CRITICAL message; never a traceback frame."""
     msg, level = _strip_prefix(line[:2000])
+    if _LOW_LEVEL.search(line[:2000]):  # NCCL's own failure lines and CUDA errors, whatever their prefix
+        return True
     if not msg or _FRAME.match(msg):
         return False
     return bool(_EXCEPTION.match(msg)) or level in ("ERROR", "CRITICAL")
@@ -336,6 +386,23 @@ def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
         best = _last_of(text, skip, markers)
         if best is not None:
             return best
+    return _last_frame(text)
+
+
+_TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}, in ')
+
+
+def _last_frame(text: str) -> tuple[int, str] | None:
+    """The last traceback frame line: a traceback cut before its header and its message is still one."""
+    pos = len(text)
+    for _ in range(200):
+        pos = text.rfind('", line ', 0, pos)
+        if pos < 0:
+            return None
+        start, end = _line_bounds(text, pos)
+        if _TB_FRAME.search(text, start, end):
+            return start, text[start:end]
+        pos = start
     return None
 
 

@@ -12,6 +12,8 @@ from qvdoctor.doctor.expr import compile_expr
 from qvdoctor.errors import QvError
 
 ROLES = ("cause", "warning", "wrapper", "benign")
+HINT = "hint"  # internal role of frame/exception patterns: used only when no signature explains the log
+NO_ROLE = "none"  # a role expression giving "none": the signature does not apply to this match
 ROLE_STATUS = {"cause": "fail", "warning": "warn", "wrapper": "info", "benign": "info"}
 BEFORE = 512  # characters of the line a regex may see before the needle
 AFTER = 4096  # ... and after it
@@ -20,6 +22,7 @@ MAX_HITS = 20  # matching lines kept per pattern
 MAX_EVIDENCE = 3  # evidence lines shown per finding
 EVIDENCE_CHARS = 400
 _ANSI = re.compile(r"\x1b\[[0-9;]{0,20}[A-Za-z]")
+_IDENT = re.compile(r"[A-Za-z_][\w.]{0,120}")
 _NUMBER = re.compile(r"[+-]?\d{1,30}(?:,\d{3}){0,10}")
 _FLOAT = re.compile(r"[+-]?\d{1,30}\.\d{1,30}")
 
@@ -54,6 +57,8 @@ class Signature:
     patterns: tuple[Pattern, ...]
     role: str  # a role or "=expression" giving one
     explains: tuple[str, ...] = ()
+    frames: tuple[str, ...] = ()  # traceback frame names that point here when the message is missing
+    exceptions: tuple[str, ...] = ()  # exception types that point here when no message matches
 
 
 def _compile(source: str, where: str) -> re.Pattern[str]:
@@ -69,7 +74,7 @@ def signature_of(entry: CheckEntry) -> Signature | None:
     if not raw:
         return None
     where = f"check entry {entry.path} [log]"
-    known = {"role", "title", "cause", "fix", "explains", "patterns"}
+    known = {"role", "title", "cause", "fix", "explains", "patterns", "frames", "exceptions"}
     if set(raw) - known:
         raise QvError(f"{where}: unknown key(s) {sorted(set(raw) - known)}")
     role = raw.get("role", "cause")
@@ -89,6 +94,19 @@ def signature_of(entry: CheckEntry) -> Signature | None:
                                 int(spec.get("lines_before", 0)), int(spec.get("lines_after", 0))))
     if not patterns:
         raise QvError(f"{where}: no patterns")
+    frames = tuple(raw.get("frames", ()))
+    exceptions = tuple(raw.get("exceptions", ()))
+    for name in frames + exceptions:
+        if not isinstance(name, str) or not _IDENT.fullmatch(name):
+            raise QvError(f"{where}: frames/exceptions take dotted Python names, not {name!r}")
+    n = len(patterns)
+    for k, name in enumerate(frames):  # 'File "...", line 231, in _check_if_gpu_supports_dtype'
+        patterns.append(Pattern(entry.id, n + k, f"in {name}", _compile(
+            r'File "[^"\n]{0,400}", line \d{1,7}, in ' + re.escape(name) + r'\b', where), HINT, "frame"))
+    n = len(patterns)
+    for k, name in enumerate(exceptions):  # 'torch.OutOfMemoryError: CUDA out of' (message cut)
+        patterns.append(Pattern(entry.id, n + k, f"{name}:", _compile(
+            r'(?m)(?:^|[\s:\]|>)])' + re.escape(name) + ':', where), HINT, "exception"))
     fix = entry.fix
     if "fix" in raw:
         try:
@@ -98,7 +116,7 @@ def signature_of(entry: CheckEntry) -> Signature | None:
     view = dataclasses.replace(entry, title=raw.get("title", entry.title), cause=raw.get("cause", entry.cause), fix=fix)
     if isinstance(role, str) and role.startswith("="):
         compile_expr(role[1:])
-    return Signature(view, tuple(patterns), role, tuple(raw.get("explains", ())))
+    return Signature(view, tuple(patterns), role, tuple(raw.get("explains", ())), frames, exceptions)
 
 
 @functools.lru_cache(maxsize=4)
