@@ -6,7 +6,7 @@
   the first token comes ``ttft`` after a request gets a slot, then one token every ``tpot``;
 * ``--visual-tokens N``: each image/video item counts N visual tokens (+2 for vision
   start/end, as Qwen2.5-VL's template) in ``usage.prompt_tokens``; ``--misreport-usage K``
-  adds K tokens to every prompt count (the switch the usage check must catch);
+  adds K tokens per media item to the prompt count (the switch the usage check must catch);
 * ``--fail-every K``: every K-th request is answered HTTP 500 at once;
 * ``/metrics`` in vLLM 0.32's names (``--metric-names old``: the pre-0.10 ``gpu_`` names),
   with the multimodal cache counting a repeated media URL as a hit.
@@ -126,8 +126,7 @@ def _prompt_tokens(state: State, body: dict[str, Any]) -> int:
                 if h in state.media_seen:
                     state.counters["mm_h"] += 1
                 state.media_seen.add(h)
-    prompt = 10 + words + items * (state.cfg.visual_tokens + 2)
-    return prompt + state.cfg.misreport_usage
+    return 10 + words + items * (state.cfg.visual_tokens + 2 + state.cfg.misreport_usage)
 
 
 def _chunk(data: bytes) -> bytes:
