@@ -98,14 +98,36 @@ class Connection:
         assert reader is not None
         try:
             if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+                # One socket read, then every complete chunk in it: one await per read, not three per chunk.
+                buf = b""
+                pos = 0
                 while True:
-                    size_line = await reader.readline()
-                    size = int(size_line.split(b";", 1)[0], 16)
-                    if size == 0:
-                        await reader.readline()  # trailer end (no trailers expected)
-                        return
-                    data = await reader.readexactly(size + 2)
-                    yield data[:-2]
+                    out = []
+                    while True:
+                        eol = buf.find(b"\r\n", pos)
+                        if eol < 0:
+                            break
+                        size = int(buf[pos:eol].split(b";", 1)[0], 16)
+                        if size == 0:
+                            if out:
+                                yield b"".join(out)
+                            rest = len(buf) - (eol + 2)  # the empty trailer line, "\r\n", follows
+                            if rest < 2:
+                                await reader.readexactly(2 - rest)
+                            return
+                        end = eol + 2 + size
+                        if end + 2 > len(buf):
+                            break
+                        out.append(buf[eol + 2:end])
+                        pos = end + 2
+                    if out:
+                        yield b"".join(out)
+                    buf = buf[pos:]
+                    pos = 0
+                    data = await reader.read(READ_LIMIT)
+                    if not data:
+                        raise asyncio.IncompleteReadError(buf, None)
+                    buf += data
             elif b"content-length" in headers:
                 left = int(headers[b"content-length"])
                 while left > 0:

@@ -147,7 +147,7 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
     try:
         writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
         head = '{"id":"chatcmpl-test","object":"chat.completion.chunk","created":%d,"model":"%s","choices":[' % (int(time.time()), cfg.model)
-        writer.write(_chunk(b"data: " + (head + '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}').encode() + b"\n\n"))
+        role = _chunk(b"data: " + (head + '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}').encode() + b"\n\n")
         first = last = None
         for i in range(max_tokens):
             due = admit + cfg.ttft + i * cfg.tpot
@@ -156,6 +156,8 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
                 await asyncio.sleep(wait)
             fin = '"length"' if i == max_tokens - 1 else "null"
             ev = head + '{"index":0,"delta":{"content":"t%d "},"finish_reason":%s}]}' % (i, fin)
+            if i == 0:  # like vLLM: the role chunk goes out with the first token, not before
+                writer.write(role)
             writer.write(_chunk(b"data: " + ev.encode() + b"\n\n"))
             await writer.drain()
             now = time.perf_counter()
