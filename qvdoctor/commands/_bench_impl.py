@@ -97,7 +97,7 @@ def options(o: dict[str, Any]) -> Any:
         requests=o.get("requests"), duration=o.get("duration"), max_tokens=o.get("max_tokens") or 64,
         slos=parse_slos(o.get("slo")), max_time=o.get("max_time") or 1800.0, timeout=o.get("timeout") or 600.0,
         prompt=o.get("prompt"), ceiling=not o.get("no_ceiling"), ignore_eos=not o.get("no_ignore_eos"),
-        plan_capacity=cap, seed=o.get("seed"),
+        plan_capacity=cap, seed=o.get("seed"), stop_early=not o.get("full_sweep"),
     )
 
 

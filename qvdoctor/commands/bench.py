@@ -37,6 +37,7 @@ def bench(
     max_tokens: int = typer.Option(64, "--max-tokens", help="Tokens generated per request (ignore_eos is set)."),
     no_ignore_eos: bool = typer.Option(False, "--no-ignore-eos", help="Do not send vLLM's ignore_eos (servers that reject it)."),
     slo: Optional[str] = typer.Option(None, "--slo", metavar="ttft=500ms,tpot=50ms", help="SLOs on the p90 (ttft, tpot, itl, e2e; ms or s; ttft_p99=... picks a percentile)."),
+    full_sweep: bool = typer.Option(False, "--full-sweep", help="Measure every load, also past saturation (no early stop)."),
     no_ceiling: bool = typer.Option(False, "--no-ceiling", help="Skip the client-ceiling measurement."),
     plan_model: Optional[str] = typer.Option(None, "--plan-model", help="Checkpoint directory to plan the launch from (the prediction)."),
     plan_setting: List[str] = typer.Option([], "--plan-setting", metavar="KEY=VALUE", help="A plan setting (device=cpu, kv_cache_memory_bytes=N, facts=FILE, max_model_len=N, max_num_seqs=N, ...)."),

@@ -19,7 +19,7 @@ CSV_FIELDS = ["concurrency", "rate", "requests", "ok", "errors",
               "itl_ms_p50", "itl_ms_p90", "itl_ms_p99", "e2e_ms_p50", "e2e_ms_p90", "e2e_ms_p99",
               "req_per_s", "output_tok_per_s", "prompt_tokens", "visual_tokens", "visual_tokens_expected",
               "usage_mismatch", "client_bound", "meets_slo", "queue_ms", "prefill_ms", "rest_ms",
-              "mm_cache_hit_rate", "prefix_cache_hit_rate"]
+              "mm_cache_hit_rate", "prefix_cache_hit_rate", "preemptions"]
 
 
 def _v(x: Any, nd: int = 1) -> str:
@@ -43,13 +43,14 @@ def flat(p: dict[str, Any]) -> dict[str, Any]:
     cache = p.get("server_cache") or {}
     row["mm_cache_hit_rate"] = (cache.get("mm_cache") or {}).get("hit_rate")
     row["prefix_cache_hit_rate"] = (cache.get("prefix_cache") or {}).get("hit_rate")
+    row["preemptions"] = (p.get("server") or {}).get("preemptions")
     return row
 
 
 def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     load = "conc" if result["mode"] == "concurrency" else "rate"
     head = [load, "ok/sent", "TTFT p50/p90/p99 ms", "TPOT p50/p90 ms", "ITL p50/p99 ms", "e2e p50/p99 ms",
-            "req/s", "out tok/s", "visual tok (exp)", "TTFT queue/prefill/rest ms", "mm cache hits", "flags"]
+            "req/s", "out tok/s", "visual tok (exp)", "TTFT queue/prefill/rest ms", "mm cache hits", "preempt", "flags"]
     rows = []
     for p in result["points"]:
         b = p.get("ttft_breakdown_ms") or {}
@@ -65,6 +66,7 @@ def table_rows(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             f"{_v(p.get('visual_tokens'), 0)} ({_v(p.get('visual_tokens_expected'))})",
             f"{_v(b.get('queue_ms'))}/{_v(b.get('prefill_ms'))}/{_v(b.get('rest_ms'))}" if b else "-",
             f"{_v(mm.get('hits'), 0)}/{_v(mm.get('queries'), 0)}" if mm else "-",
+            _v((p.get("server") or {}).get("preemptions"), 0),
             " ".join(flags) or "-",
         ])
     return head, rows

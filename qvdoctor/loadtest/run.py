@@ -38,6 +38,7 @@ class BenchOptions:
     ignore_eos: bool = True
     plan_capacity: dict[str, Any] | None = None
     seed: int | None = None
+    stop_early: bool = True
 
 
 class Bodies:
@@ -110,7 +111,7 @@ async def _run(o: BenchOptions, log: Callable[[str], None], state: dict[str, Any
         state["points"].append(d)
         log(f"{label}: ok {d['ok']}/{d['requests']}, {d['req_per_s']:.2f} req/s, TTFT p50 {_f(d['ttft_ms']['p50'])} ms, TPOT p50 {_f(d['tpot_ms']['p50'])} ms")
         why = sw.past_saturation(state["points"], o.slos)
-        if why and len(state["points"]) < len(o.loads):
+        if why and o.stop_early and len(state["points"]) < len(o.loads):
             state["stopped"] = f"stopped early after {label}: {why}"
             log(state["stopped"])
             break
