@@ -80,6 +80,12 @@ def run(**o: Any) -> int:
     from qvdoctor.doctor.findings import worst_status
     from qvdoctor.plan import render
 
+    if o.get("sweep"):  # plan --sweep (loadtest issue #16): its own module
+        from qvdoctor.plan.sweep import run_sweep
+
+        return run_sweep(o)
+    if o.get("plot"):
+        raise QvError("--plot goes with --sweep", "e.g. --sweep concurrency=1,8,32 --plot mem.png")
     fmt = o.get("fmt", "table")
     if fmt not in ("table", "markdown", "csv"):
         raise QvError(f"unknown --format {fmt!r}", "use table, markdown or csv")

@@ -33,6 +33,8 @@ def register(app: typer.Typer) -> None:
         enforce_eager: bool = typer.Option(False, "--enforce-eager", help="No CUDA graphs."),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
         fmt: str = typer.Option("table", "--format", help="table, markdown or csv."),
+        sweep: Optional[str] = typer.Option(None, "--sweep", metavar="KEY=V1,V2,...", help="Memory breakdown across concurrency, max_model_len, max_pixels, frames, dtype or kv_cache_dtype (qvdoctor/plan/sweep.py)."),
+        plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="With --sweep: a stacked plot of the breakdown and KV demand vs capacity."),
     ) -> int:
         """Know before launch whether the model fits, with which flags, and the arithmetic behind it."""
         from qvdoctor.commands._plan_impl import run
