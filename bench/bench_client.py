@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -124,13 +125,15 @@ def server_ttft_ms(url: str, fn):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=int, default=3000, help="requests per ceiling measurement")
+    ap.add_argument("--requests", type=int, default=10000, help="requests per ceiling measurement (httpx: a tenth)")
     ap.add_argument("--point-requests", type=int, default=64, help="requests per point below saturation")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--concurrency", type=int, default=64, help="concurrency of the ceiling measurement")
     ap.add_argument("--points", default="1,4,16", help="concurrencies below saturation")
     ap.add_argument("--ttft", type=float, default=0.05)
     ap.add_argument("--tpot", type=float, default=0.01)
+    ap.add_argument("--repeat", type=int, default=5, help="ceiling rounds (interleaved; the median is reported)")
+    ap.add_argument("--ceiling-only", action="store_true")
     ap.add_argument("--json", help="write the results to this file")
     a = ap.parse_args()
     cpus = sorted(os.sched_getaffinity(0))
@@ -139,17 +142,25 @@ def main() -> None:
     res: dict = {"cpus": len(cpus), "server_cpu": server_cpu, "client_cpu": client_cpu, "max_tokens": a.max_tokens}
     print(f"server on CPU {server_cpu}, each client on CPU {client_cpu}; {a.max_tokens} tokens per request", flush=True)
     with spawn("--model", MODEL, cpu=server_cpu) as url:
-        ceil = {}
-        for name, fn in (("qvdoctor", lambda: run_qvdoctor(url, a.concurrency, a.requests, a.max_tokens, client_cpu)),
-                         ("vllm bench serve", lambda: run_vllm(url, a.concurrency, a.requests, a.max_tokens, client_cpu, tok)),
-                         ("httpx", lambda: run_httpx(url, a.concurrency, a.requests, a.max_tokens, client_cpu))):
-            ceil[name] = fn()
-            print(f"ceiling  {name:18s} {ceil[name]['req_per_s']:8.1f} req/s ({ceil[name]['ok']} ok)", flush=True)
-        ratio = ceil["qvdoctor"]["req_per_s"] / ceil["vllm bench serve"]["req_per_s"]
-        print(f"ceiling ratio qvdoctor / vllm bench serve: {ratio:.2f}x; qvdoctor / httpx: "
-              f"{ceil['qvdoctor']['req_per_s'] / ceil['httpx']['req_per_s']:.2f}x", flush=True)
-        res["ceiling"] = ceil
+        rounds: dict[str, list[dict]] = {"qvdoctor": [], "vllm bench serve": [], "httpx": []}
+        for r in range(a.repeat):
+            for name, fn in (("qvdoctor", lambda: run_qvdoctor(url, a.concurrency, a.requests, a.max_tokens, client_cpu)),
+                             ("vllm bench serve", lambda: run_vllm(url, a.concurrency, a.requests, a.max_tokens, client_cpu, tok)),
+                             ("httpx", lambda: run_httpx(url, a.concurrency, max(500, a.requests // 10), a.max_tokens, client_cpu))):
+                rounds[name].append(fn())
+                print(f"round {r + 1}  ceiling  {name:18s} {rounds[name][-1]['req_per_s']:8.1f} req/s ({rounds[name][-1]['ok']} ok)", flush=True)
+        ratios = sorted(q["req_per_s"] / v["req_per_s"] for q, v in zip(rounds["qvdoctor"], rounds["vllm bench serve"]))
+        med = {k: statistics.median(x["req_per_s"] for x in v) for k, v in rounds.items()}
+        ratio = statistics.median(ratios)
+        print(f"median ceiling: qvdoctor {med['qvdoctor']:.1f}, vllm bench serve {med['vllm bench serve']:.1f}, httpx {med['httpx']:.1f} req/s; "
+              f"qvdoctor / vllm bench serve per round: {', '.join(f'{x:.2f}x' for x in ratios)} (median {ratio:.2f}x)", flush=True)
+        res["ceiling_rounds"] = rounds
+        res["ceiling_median_req_per_s"] = med
         res["ceiling_ratio_vs_vllm"] = round(ratio, 3)
+    if a.ceiling_only:
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=2))
+        return
     points = []
     with spawn("--model", MODEL, "--slots", "1000", "--ttft", str(a.ttft), "--tpot", str(a.tpot), cpu=server_cpu) as url:
         for c in [int(x) for x in a.points.split(",")]:

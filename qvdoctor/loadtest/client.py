@@ -12,9 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from qvdoctor.loadtest.httpclient import Connection, HttpError, sse_events
+from qvdoctor.loadtest.httpclient import READ_LIMIT, Connection, HttpError
 
-_EMPTY_CONTENT = (b'"content":""', b'"content":null', b'"content": ""', b'"content": null')
 
 
 @dataclass
@@ -39,13 +38,49 @@ class RequestResult:
         return (self.e2e - self.ttft) / (self.output_tokens - 1)
 
 
-def _has_content(payload: bytes) -> bool:
-    """True when a chunk carries generated text, without a JSON parse on the hot path."""
-    i = payload.find(b'"content"')
-    if i < 0:
-        return payload.find(b'"reasoning_content":"') >= 0 and payload.find(b'"reasoning_content":""') < 0
-    tail = payload[i:i + 16]
-    return not any(tail.startswith(e) for e in _EMPTY_CONTENT)
+_CONTENT = (b'"content":"', b'"content": "', b'"reasoning_content":"', b'"reasoning":"')
+_EMPTY = (b'"content":""', b'"content": ""', b'"reasoning_content":""', b'"reasoning":""')
+
+
+def content_events(block: bytes) -> int:
+    """Events in ``block`` (complete SSE events) that carry generated text: counted with
+    ``bytes.count`` (no JSON parse on the hot path; a quote inside a JSON string is escaped, so
+    the key patterns only match keys)."""
+    return sum(block.count(c) for c in _CONTENT) - sum(block.count(e) for e in _EMPTY)
+
+
+class ChunkedDecoder:
+    """Incremental HTTP/1.1 chunked transfer decoding (every complete chunk of a socket read at once)."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self.buf + data if self.buf else data
+        out = []
+        pos, n = 0, len(buf)
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            size = int(buf[pos:eol].split(b";", 1)[0], 16)
+            if size == 0:
+                if n - (eol + 2) >= 2:  # the empty trailer line
+                    self.done = True
+                    pos = n
+                break
+            end = eol + 2 + size
+            if end + 2 > n:
+                break
+            out.append(buf[eol + 2:end])
+            pos = end + 2
+        self.buf = buf[pos:]
+        return b"".join(out) if len(out) != 1 else out[0]
+
+
+def _timeout(seconds: float) -> Any:
+    return asyncio.timeout(seconds) if hasattr(asyncio, "timeout") else None
 
 
 async def stream_chat(conn: Connection, path: str, body: bytes, timeout: float, *,
@@ -53,16 +88,36 @@ async def stream_chat(conn: Connection, path: str, body: bytes, timeout: float, 
     """POST ``body`` (a JSON chat request with ``stream: true``) on ``conn`` and time it."""
     res = RequestResult(ok=False, start=time.perf_counter(), media_items=media_items, visual_expected=visual_expected)
     try:
-        await asyncio.wait_for(_run(conn, path, body, res), timeout)
+        cm = _timeout(timeout)
+        if cm is None:  # Python 3.10
+            await asyncio.wait_for(_run(conn, path, body, res), timeout)
+        else:
+            async with cm:
+                await _run(conn, path, body, res)
     except asyncio.TimeoutError:
         conn.close()
         res.ok, res.error = False, f"timed out after {timeout:g} s"
     except HttpError as exc:
         res.ok, res.error, res.status = False, str(exc), exc.status
+    except (ConnectionError, OSError, ValueError) as exc:
+        conn.close()
+        res.ok, res.error = False, f"broken response ({type(exc).__name__}: {exc})"
     except asyncio.CancelledError:
         conn.close()
         raise
     return res
+
+
+def _events_with(block: bytes, key: bytes) -> list[dict[str, Any]]:
+    out = []
+    for ev in block.split(b"\n\n"):
+        ev = ev.strip()
+        if key in ev and ev.startswith(b"data:"):
+            try:
+                out.append(json.loads(ev[5:]))
+            except ValueError:
+                continue
+    return out
 
 
 async def _run(conn: Connection, path: str, body: bytes, res: RequestResult) -> None:
@@ -76,33 +131,60 @@ async def _run(conn: Connection, path: str, body: bytes, res: RequestResult) -> 
         except (ValueError, AttributeError):
             pass
         raise HttpError(f"HTTP {status}: {str(text).strip().splitlines()[0][:200] if str(text).strip() else ''}", status)
-    first = last = None
+    reader = conn.reader
+    assert reader is not None
+    chunked = headers.get(b"transfer-encoding", b"").lower() == b"chunked"
+    left = int(headers[b"content-length"]) if not chunked and b"content-length" in headers else -1
+    if not chunked and left < 0:
+        conn.reusable = False
+    dec = ChunkedDecoder() if chunked else None
+    clock = time.perf_counter
+    first = last = 0.0
     chunks = 0
+    itl = res.itl
     usage: dict[str, Any] | None = None
     error = ""
-    async for now, payloads in sse_events(conn, headers):
-        for p in payloads:
-            if p == b"[DONE]":
-                continue
-            if b'"usage":{' in p or b'"usage": {' in p:
-                ev = json.loads(p)
-                usage = ev.get("usage") or usage
-            elif b'"error"' in p[:12]:
-                try:
-                    error = str(json.loads(p).get("error", {}).get("message", p[:200]))
-                except (ValueError, AttributeError):
-                    error = p[:200].decode("utf-8", "replace")
-            if _has_content(p):
-                if first is None:
+    pending = b""
+    while True:
+        data = await reader.read(READ_LIMIT)
+        now = clock()
+        if not data:
+            if dec is not None or left > 0:
+                conn.close()
+                raise HttpError("response cut short (connection closed)")
+            break
+        if dec is not None:
+            data = dec.feed(data)
+        else:
+            left -= len(data)
+        pending = pending + data if pending else data
+        cut = pending.rfind(b"\n\n")
+        if cut >= 0:
+            block, pending = pending[:cut], pending[cut + 2:]
+            n = content_events(block)
+            if n:
+                if chunks == 0:
                     first = now
+                    itl.extend([0.0] * (n - 1))
                 else:
-                    res.itl.append(now - last)
+                    itl.append(now - last)
+                    if n > 1:
+                        itl.extend([0.0] * (n - 1))
                 last = now
-                chunks += 1
-    end = time.perf_counter()
+                chunks += n
+            if b'"usage":{' in block or b'"usage": {' in block:
+                for ev in _events_with(block, b'"usage"'):
+                    usage = ev.get("usage") or usage
+            if b'"error"' in block:
+                for ev in _events_with(block, b'"error"'):
+                    if isinstance(ev.get("error"), dict):
+                        error = str(ev["error"].get("message", ev["error"]))
+        if (dec is not None and dec.done) or left == 0:
+            break
+    end = clock()
     if error:
         raise HttpError(f"error in the stream: {error}", 200)
-    if first is None:
+    if chunks == 0:
         raise HttpError("the stream ended without any generated content", 200)
     res.ttft = first - st
     res.e2e = end - st

@@ -117,7 +117,7 @@ def render_text(result: dict[str, Any]) -> None:
 def to_markdown(result: dict[str, Any], images: list[str]) -> str:
     head, rows = table_rows(result)
     lines = ["# qvdoctor bench report", ""]
-    lines += [f"- {html.escape(s)}" for s in summary_lines(result)]
+    lines += [f"- {s}" for s in summary_lines(result)]
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines.append("")

@@ -79,6 +79,7 @@ class State:
                          "success": 0, "preemptions": 0}
         self.hist = {k: Hist() for k in ("ttft", "queue", "prefill", "decode", "e2e", "itl")}
         self.media_seen: set[int] = set()
+        self.blobs: dict[tuple[int, int], bytes] = {}
 
     def metrics(self) -> str:
         c, old = self.counters, self.cfg.metric_names == "old"
@@ -149,6 +150,24 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
         head = '{"id":"chatcmpl-test","object":"chat.completion.chunk","created":%d,"model":"%s","choices":[' % (int(time.time()), cfg.model)
         role = _chunk(b"data: " + (head + '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}').encode() + b"\n\n")
         first = last = None
+        if cfg.ttft <= 0 and cfg.tpot <= 0:  # do-nothing: the whole stream in one write (the client is what is measured)
+            key = (max_tokens, prompt)
+            blob = state.blobs.get(key)
+            if blob is None:
+                parts = [role]
+                for i in range(max_tokens):
+                    fin = '"length"' if i == max_tokens - 1 else "null"
+                    parts.append(_chunk(b"data: " + (head + '{"index":0,"delta":{"content":"t%d "},"finish_reason":%s}]}' % (i, fin)).encode() + b"\n\n"))
+                usage = {"prompt_tokens": prompt, "completion_tokens": max_tokens, "total_tokens": prompt + max_tokens}
+                parts.append(_chunk(b"data: " + (head + '],"usage":' + json.dumps(usage) + "}").encode() + b"\n\n"))
+                parts.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+                blob = state.blobs[key] = b"".join(parts)
+            writer.write(blob)
+            await writer.drain()
+            state.counters["prompt_tokens"] += prompt
+            state.counters["generation_tokens"] += max_tokens
+            state.counters["success"] += 1
+            return
         for i in range(max_tokens):
             due = admit + cfg.ttft + i * cfg.tpot
             wait = due - time.perf_counter()
