@@ -3,7 +3,6 @@ do-nothing server (:mod:`testserver`, a child process) in the same run."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 from typing import Any
@@ -26,9 +25,8 @@ def server_cpu() -> int | None:
 async def measure(body: bytes, model: str, concurrency: int, requests: int = 2000, seconds: float = 3.0,
                   max_tokens: int = 0) -> dict[str, Any]:
     """req/s and output tok/s of the client against a do-nothing server at ``concurrency``."""
-    loop = asyncio.get_running_loop()
     cm = spawn("--model", model, cpu=server_cpu())
-    url = await loop.run_in_executor(None, cm.__enter__)
+    url = cm.__enter__()  # synchronous (well under a second): a Ctrl-C can only land after it, inside the try
     try:
         lp = LoadPlan(url=url, model=model, bodies=lambda k: body, loads=[concurrency], requests=requests,
                       duration=seconds, timeout=30.0)

@@ -8,7 +8,6 @@ is a known way for a load generator to become the bottleneck). Measured against 
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 from typing import AsyncIterator
 from urllib.parse import urlsplit
@@ -159,25 +158,6 @@ class Connection:
 
     async def read_all(self, headers: dict[bytes, bytes]) -> bytes:
         return b"".join([c async for c in self.body_chunks(headers)])
-
-
-async def sse_events(conn: Connection, headers: dict[bytes, bytes]) -> AsyncIterator[tuple[float, list[bytes]]]:
-    """``(arrival time, [payload of each complete "data:" event])`` per received chunk."""
-    pending = b""
-    clock = time.perf_counter
-    async for chunk in conn.body_chunks(headers):
-        now = clock()
-        pending += chunk
-        if b"\n\n" not in pending:
-            continue
-        *done, pending = pending.split(b"\n\n")
-        out = []
-        for ev in done:
-            ev = ev.strip()
-            if ev.startswith(b"data:"):
-                out.append(ev[5:].lstrip())
-        if out:
-            yield now, out
 
 
 async def get(endpoint: Endpoint, path: str, timeout: float = 10.0) -> tuple[int, bytes]:

@@ -20,6 +20,7 @@ from qvdoctor.errors import QvError
 
 DEFAULT_PROMPT = {"video": "Describe this video.", "image": "Describe this image.", "text": "Write a short story."}
 SYNTHETIC_FPS = 4.0
+MAX_DECODED_BYTES = 1 << 30  # a file video larger than this decoded is re-encoded frame by frame per request
 _SYNTH = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*@\s*(\d+)\s*[xX]\s*(\d+)\s*(?:@\s*(\d+(?:\.\d+)?))?\s*$")
 
 
@@ -143,20 +144,22 @@ class MediaFactory:
                     self._frames = [np.asarray(im.convert("RGB")).copy()]
         return self._frames
 
-    def _encode_video(self, frames: list[Any]) -> bytes:
+    def _encode_video(self, frames: Any) -> bytes:
         from fractions import Fraction
 
         import av
 
         buf = io.BytesIO()
-        h, w = frames[0].shape[:2]
+        it = iter(frames)
+        first = next(it)
+        h, w = first.shape[:2]  # as decoded (a rotated file's display matrix is not re-applied)
         codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         with av.open(buf, mode="w", format="mp4") as out:
             st = out.add_stream(codec, rate=Fraction(self.spec.fps).limit_denominator(1000))
             st.width, st.height, st.pix_fmt = w - w % 2, h - h % 2, "yuv420p"
             if codec == "libx264":
                 st.options = {"preset": "ultrafast"}
-            for f in frames:
+            for f in _chain(first, it):
                 vf = av.VideoFrame.from_ndarray(f[: h - h % 2, : w - w % 2], format="rgb24")
                 out.mux(st.encode(vf))
             out.mux(st.encode(None))
@@ -176,7 +179,26 @@ class MediaFactory:
             return self._fixed
         return self._make(n, "video/mp4" if s.kind == "video" else "image/png")
 
+    def _too_big(self) -> bool:
+        s = self.spec
+        return s.kind == "video" and os.path.isfile(s.source) and s.width * s.height * 3 * s.total_frames > MAX_DECODED_BYTES
+
+    def _stream_reencode(self, n: int) -> bytes:
+        """Decode, stamp and encode frame by frame (a long video never sits decoded in memory)."""
+        from qvdoctor.video._av import open_video
+
+        container, stream = open_video(self.spec.source)
+        with container:
+            def frames():
+                for fr in container.decode(stream):
+                    arr = fr.to_ndarray(format="rgb24")
+                    _stamp(arr, n, self.nonce)
+                    yield arr
+            return self._encode_video(frames())
+
     def _make(self, n: int, mime: str) -> str:
+        if self._too_big():
+            return f"data:{mime};base64," + base64.b64encode(self._stream_reencode(n)).decode()
         frames = [f.copy() for f in self._base_frames()]
         for f in frames:
             _stamp(f, n, self.nonce)
@@ -201,6 +223,11 @@ class MediaFactory:
 
     def text_only(self) -> list[dict[str, Any]]:
         return [{"type": "text", "text": self.prompt}]
+
+
+def _chain(first: Any, rest: Any) -> Any:
+    yield first
+    yield from rest
 
 
 def _mime(path: str, kind: str) -> str:

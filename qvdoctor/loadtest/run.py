@@ -165,6 +165,8 @@ def event_loop_run(coro: Any) -> Any:
         import uvloop  # type: ignore[import-not-found]
     except ImportError:
         return asyncio.run(coro)
+    if not hasattr(uvloop, "run"):  # uvloop < 0.18
+        return asyncio.run(coro)
     return uvloop.run(coro)
 
 

@@ -94,3 +94,13 @@ def test_failures_are_counted_apart_and_never_in_latency():
     assert abs(p["ttft_ms"]["p50"] - TTFT_MS) <= 0.1 * TTFT_MS
     assert p["ttft_ms"]["p50"] > 0.9 * TTFT_MS
     assert res.returncode == 1  # failed requests are a warning
+
+
+def test_rate_sweep_is_open_loop_at_the_asked_rate():
+    with server("--slots", "8", "--ttft", "0.05", "--tpot", "0.01", "--visual-tokens", str(CLIP_TOKENS)) as url:
+        out = result_json(bench(url, "--rate", "4,8", "--requests", "12", "--no-ceiling", "--seed", "1"))
+    assert [p["rate"] for p in out["points"]] == [4.0, 8.0] and all(p["concurrency"] is None for p in out["points"])
+    for p in out["points"]:
+        assert p["ok"] == 12 and abs(p["ttft_ms"]["p50"] - 50) <= 5
+        assert 0.4 * p["rate"] < p["req_per_s"] < 2.5 * p["rate"]  # Poisson arrivals: 12 of them
+    assert out["knee"]["rate"] == 8.0

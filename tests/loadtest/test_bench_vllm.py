@@ -13,7 +13,6 @@ import signal
 import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -87,3 +86,16 @@ def test_video_sweep_on_vllm_serve(vllm_server, tmp_path):
     assert server["num_blocks"] == plan["num_blocks"] == 9 and server["block_size"] == plan["block_size"] == 128
     assert plan["kv_fill_concurrency"] == server["kv_fill_concurrency"] == 1152 // (128 * -(-int(plan["tokens_per_request"]) // 128))
     assert (tmp_path / "rep" / "report.html").exists()
+
+
+def test_monitor_reads_the_real_servers_metrics(vllm_server):
+    base, _ = vllm_server
+    res = run_qvdoctor("monitor", "--url", base, "--once", "--json", "--interval", "0.5", "--no-gpu", timeout=120)
+    assert res.returncode == 0, res.stderr
+    d = result_json(res)
+    assert d["running"] == 0 and d["waiting"] == 0 and d["kv_cache_usage"] == 0.0
+    assert d["kv_capacity"] == {"num_blocks": 9, "block_size": 128, "tokens": 1152}
+    names = d["metric_names"]
+    assert names["kv_cache_usage"] == "vllm:kv_cache_usage_perc" and names["itl"] == "vllm:inter_token_latency_seconds"
+    assert names["mm_cache_queries"] == "vllm:mm_cache_queries_total"
+    assert d["generation_tokens_total"] >= 0 and d["preemptions"] == 0
