@@ -104,3 +104,11 @@ def test_rate_sweep_is_open_loop_at_the_asked_rate():
         assert p["ok"] == 12 and abs(p["ttft_ms"]["p50"] - 50) <= 5
         assert 0.4 * p["rate"] < p["req_per_s"] < 2.5 * p["rate"]  # Poisson arrivals: 12 of them
     assert out["knee"]["rate"] == 8.0
+
+
+def test_no_point_meeting_the_slo_is_exit_2():
+    with server("--ttft", "0.05", "--visual-tokens", str(CLIP_TOKENS)) as url:
+        res = bench(url, "--concurrency", "1,2", "--requests", "2", "--slo", "ttft=10ms", "--no-ceiling")
+    out = result_json(res)
+    assert res.returncode == 2 and out["knee"]["concurrency"] is None
+    assert [p["concurrency"] for p in out["points"]] == [1]  # the first point already missed: no second
