@@ -30,8 +30,8 @@ async def measure(body: bytes, model: str, concurrency: int, requests: int = 200
     try:
         lp = LoadPlan(url=url, model=model, bodies=lambda k: body, loads=[concurrency], requests=requests,
                       duration=seconds, timeout=30.0)
-        await run_point(lp, concurrency, 0, time.perf_counter() + seconds)  # warm-up (connections, caches)
-        point = await run_point(lp, concurrency, 0, time.perf_counter() + seconds)
+        await run_point(lp, concurrency, 0, time.perf_counter() + seconds + 30)  # warm-up (connections, caches)
+        point = await run_point(lp, concurrency, 0, time.perf_counter() + seconds + 30)
     finally:
         cm.__exit__(None, None, None)
     d = point.to_dict()

@@ -78,14 +78,14 @@ async def scrape(endpoint: Endpoint) -> Scrape | None:
 
 
 async def _closed_loop(lp: LoadPlan, endpoint: Endpoint, path: str, c: int, first: int, n: int,
-                       deadline: float, results: list[RequestResult]) -> None:
+                       send_until: float, deadline: float, results: list[RequestResult]) -> None:
     nxt = [first]
     end = first + n
 
     async def worker() -> None:
         conn = Connection(endpoint)
         try:
-            while nxt[0] < end and time.perf_counter() < deadline:
+            while nxt[0] < end and time.perf_counter() < send_until:
                 k = nxt[0]
                 nxt[0] += 1
                 r = await stream_chat(conn, path, lp.bodies(k), min(lp.timeout, max(0.1, deadline - time.perf_counter())),
@@ -98,7 +98,7 @@ async def _closed_loop(lp: LoadPlan, endpoint: Endpoint, path: str, c: int, firs
 
 
 async def _open_loop(lp: LoadPlan, endpoint: Endpoint, path: str, rate: float, first: int, n: int,
-                     deadline: float, results: list[RequestResult]) -> None:
+                     send_until: float, deadline: float, results: list[RequestResult]) -> None:
     rng = random.Random(lp.seed + first)
     idle: list[Connection] = []
     tasks: list[asyncio.Task] = []
@@ -116,7 +116,7 @@ async def _open_loop(lp: LoadPlan, endpoint: Endpoint, path: str, rate: float, f
     t = time.perf_counter()
     try:
         for k in range(first, first + n):
-            if t >= deadline:
+            if t >= send_until:
                 break
             delay = t - time.perf_counter()
             if delay > 0:
@@ -133,21 +133,21 @@ async def _open_loop(lp: LoadPlan, endpoint: Endpoint, path: str, rate: float, f
 
 
 async def run_point(lp: LoadPlan, load: float, first: int, deadline: float) -> Point:
-    """One point: ``lp.requests_for(load)`` requests (numbered from ``first``) or until
-    ``deadline``, whichever comes first; /metrics read before and after."""
+    """One point: ``lp.requests_for(load)`` requests (numbered from ``first``), none sent after
+    ``lp.duration`` seconds (those in flight finish), none running past ``deadline`` (the run's
+    cap: cut requests count as failed); /metrics read before and after."""
     endpoint = Endpoint.parse(lp.url)
     path = requests_path(lp.url)
     n = lp.requests_for(load)
-    if lp.duration is not None:
-        deadline = min(deadline, time.perf_counter() + lp.duration)
+    send_until = deadline if lp.duration is None else min(deadline, time.perf_counter() + lp.duration)
     before = await scrape(endpoint)
     results: list[RequestResult] = []
     t0 = time.perf_counter()
     if lp.mode == "rate":
-        await _open_loop(lp, endpoint, path, load, first, n, deadline, results)
+        await _open_loop(lp, endpoint, path, load, first, n, send_until, deadline, results)
         point = Point(None, load, results, 0.0)
     else:
-        await _closed_loop(lp, endpoint, path, int(load), first, n, deadline, results)
+        await _closed_loop(lp, endpoint, path, int(load), first, n, send_until, deadline, results)
         point = Point(int(load), None, results, 0.0)
     point.duration_s = time.perf_counter() - t0
     after = await scrape(endpoint)

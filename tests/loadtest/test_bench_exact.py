@@ -8,7 +8,7 @@ import pytest
 from conftest import run_qvdoctor
 from tests.loadtest.benchfix import CLIP, CLIP_TOKENS, result_json, server
 
-SLOTS, TTFT_MS, TPOT_MS = 4, 100.0, 20.0
+SLOTS, TTFT_MS, TPOT_MS = 4, 200.0, 20.0
 
 
 def bench(url: str, *args: str):
@@ -19,7 +19,7 @@ def bench(url: str, *args: str):
 def sweep():
     with server("--slots", str(SLOTS), "--ttft", str(TTFT_MS / 1000), "--tpot", str(TPOT_MS / 1000),
                 "--visual-tokens", str(CLIP_TOKENS)) as url:
-        res = bench(url, "--concurrency", "1,2,4,8,16,32", "--requests", "8", "--slo", "ttft=150ms", "--no-ceiling")
+        res = bench(url, "--concurrency", "1,2,4,8,16,32", "--requests", "8", "--slo", "ttft=300ms", "--no-ceiling")
     return res, result_json(res)
 
 
@@ -39,7 +39,7 @@ def test_ttft_and_tpot_within_ten_percent_of_what_the_server_was_told(sweep):
     below = [p for p in out["points"] if p["concurrency"] <= SLOTS]
     assert [p["concurrency"] for p in below] == [1, 2, 4]
     for p in below:
-        assert p["ok"] == p["requests"] == 8
+        assert p["ok"] == p["requests"] == 8, p
         assert abs(p["ttft_ms"]["p50"] - TTFT_MS) <= 0.1 * TTFT_MS, p["ttft_ms"]
         assert abs(p["tpot_ms"]["p50"] - TPOT_MS) <= 0.1 * TPOT_MS, p["tpot_ms"]
         assert abs(p["itl_ms"]["p50"] - TPOT_MS) <= 0.1 * TPOT_MS, p["itl_ms"]
@@ -51,7 +51,7 @@ def test_knee_is_the_slot_count_and_the_sweep_stops_past_it(sweep):
     assert [p["concurrency"] for p in out["points"]] == [1, 2, 4, 8]  # 16 and 32 never run
     assert "stopped early" in out["stopped"]
     over = out["points"][-1]
-    assert over["ttft_ms"]["p90"] > 150 and over["meets_slo"] is False
+    assert over["ttft_ms"]["p90"] > 300 and over["meets_slo"] is False
     # the queue the server reports explains the TTFT past the knee
     assert over["ttft_breakdown_ms"]["queue_ms"] > 50 > out["points"][0]["ttft_breakdown_ms"]["queue_ms"]
 
@@ -112,3 +112,12 @@ def test_no_point_meeting_the_slo_is_exit_2():
     out = result_json(res)
     assert res.returncode == 2 and out["knee"]["concurrency"] is None
     assert [p["concurrency"] for p in out["points"]] == [1]  # the first point already missed: no second
+
+
+def test_duration_cap_lets_the_requests_in_flight_finish():
+    with server("--slots", "2", "--ttft", "0.05", "--tpot", "0.05", "--visual-tokens", str(CLIP_TOKENS)) as url:
+        out = result_json(bench(url, "--concurrency", "2", "--duration", "1", "--no-ceiling"))
+    p = out["points"][0]
+    # 0.4 s per request, 2 at a time: about 6 requests start within the second; none is cut
+    assert 4 <= p["requests"] <= 8 and p["errors"] == 0 and p["ok"] == p["requests"]
+    assert 1.0 <= p["duration_s"] < 1.6
