@@ -1,8 +1,8 @@
 """The sweep: load points at rising concurrency (closed loop) or request rate (open loop,
 Poisson arrivals), /metrics read around each point, the knee, and the early stop.
 
-Knee: the largest load whose point meets the SLOs (no failed request; each given SLO on its
-percentile). Without SLOs: the largest load that still raised req/s by >= 10 % over the point
+Knee: the largest load whose point, and every point below it, meets the SLOs (no failed request;
+each given SLO on its percentile). Without SLOs: the largest load that still raised req/s by >= 10 % over the point
 before. The sweep stops after the first point that misses the SLOs or no longer scales (one
 point past saturation is measured, to show it)."""
 
@@ -177,9 +177,10 @@ def knee(points: list[dict[str, Any]], slos: list[Slo], mode: str) -> dict[str, 
     best = None
     if slos:
         for p in points:
-            if meets_slos(p, slos):
-                best = p
-        rule = "largest load meeting " + ", ".join(s.label() for s in slos) + " with no failed request"
+            if not meets_slos(p, slos):
+                break
+            best = p
+        rule = "largest load meeting " + ", ".join(s.label() for s in slos) + " with no failed request (and every load below it)"
     else:
         prev = None
         for p in points:
