@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
         emit_config: Optional[Path] = typer.Option(None, "--emit-config", help="Write the recommended launch as a YAML file for 'vllm serve --config'."),
         json_out: bool = typer.Option(False, "--json", help="Machine-readable output."),
         fmt: str = typer.Option("table", "--format", help="table, markdown or csv."),
+        sweep: Optional[str] = typer.Option(None, "--sweep", metavar="KEY=V1,V2,...", help="Memory breakdown across concurrency, max_model_len, max_pixels, frames, dtype or kv_cache_dtype (qvdoctor/plan/sweep.py)."),
+        plot: Optional[Path] = typer.Option(None, "--plot", metavar="FILE.png", help="With --sweep: a stacked plot of the breakdown and KV demand vs capacity."),
     ) -> int:
         return run(locals())
 
@@ -121,6 +123,12 @@ def run(o: dict[str, Any]) -> int:
     from qvdoctor.doctor.render import print_launch, print_findings, prescription_json
     from qvdoctor.plan import render
 
+    if o.get("sweep"):  # plan --sweep: the memory breakdown across one setting (qvdoctor/plan/sweep.py)
+        from qvdoctor.plan.sweep import run_sweep
+
+        return run_sweep(o)
+    if o.get("plot"):
+        raise QvError("--plot goes with --sweep", "e.g. --sweep concurrency=1,8,32 --plot mem.png")
     fmt = o.get("fmt", "table")
     if fmt not in ("table", "markdown", "csv"):
         raise QvError(f"unknown --format {fmt!r}", "use table, markdown or csv")
