@@ -80,7 +80,8 @@ def print_findings(findings: list[Finding], facts: Facts | None = None, console:
     if patch:
         console.print("[bold]Combined fix[/]")
         if patch.env:
-            console.print(f"  env:   {_esc(" ".join(shlex.quote(w) for w in env_assignments(patch.env)))}")
+            env_words = " ".join(shlex.quote(w) for w in env_assignments(patch.env))
+            console.print(f"  env:   {_esc(env_words)}")
         if patch.flags:
             console.print(f"  flags: {_esc(' '.join(flag_args(patch.flags)))}")
     counts = {s: sum(f.status == s for f in findings) for s in ("fail", "warn", "ok", "info")}
