@@ -27,7 +27,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-COMMAND_MODULES = ("diagnose", "kernels", "plan", "fetch", "image", "smoke")
+COMMAND_MODULES = ("diagnose", "kernels", "plan", "fetch", "image", "smoke", "cluster")
 
 
 def _version(value: bool) -> None:
