@@ -134,6 +134,17 @@ def run_pinned(ray: Any, nodes: list[RayNode], fn: Any, args_of: Any, timeout: f
 
 def collect(address: str | None, model: str | None, *, timeout: float = 60.0, gloo_timeout: float = 20.0,
             probe_seconds: float = 4.0, network: bool = True) -> Collected:
+    import contextlib
+    import sys
+
+    # Ray's driver prints cluster events ("(raylet) The node ... has been marked dead") to stdout;
+    # keep stdout for the report (and valid --json) by sending them to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        return _collect(address, model, timeout, gloo_timeout, probe_seconds, network)
+
+
+def _collect(address: str | None, model: str | None, timeout: float, gloo_timeout: float, probe_seconds: float,
+             network: bool) -> Collected:
     from qvdoctor.cluster.nodefacts import gather_node
 
     t0 = time.monotonic()

@@ -164,9 +164,10 @@ def _fill_node(v: NodeView, f: dict[str, Any], facts_type: Any) -> None:
     model = f.get("model")
     if model is not None:
         v.model_path = model.get("path")
-        v.model_state = "ok" if model.get("exists") and not model.get("error") else "missing"
+        files = model.get("files", {})
+        v.model_state = "ok" if model.get("exists") and not model.get("error") and files else "missing"
         if v.model_state == "missing":
-            v.model_detail = [f"{model.get('path')}: {model.get('error') or 'not found'}"]
+            v.model_detail = [f"{model.get('path')}: {model.get('error') or ('empty directory' if model.get('exists') else 'not found')}"]
         v._model_files = model.get("files", {})  # type: ignore[attr-defined]
 
 
