@@ -195,11 +195,22 @@ def model_files(spec: str) -> ModelFiles:
     return out
 
 
+def _prewarm_torch() -> None:
+    """Import torch in the background: Ray usually runs the next task (the Gloo all-reduce) in
+    this same worker process, which then finds it imported. Never waited for."""
+    import importlib.util
+    import threading
+
+    if "torch" not in __import__("sys").modules and importlib.util.find_spec("torch") is not None:
+        threading.Thread(target=lambda: __import__("torch"), daemon=True, name="qvdoctor-torch-prewarm").start()
+
+
 def gather_node(model: str | None = None) -> dict[str, Any]:
     """All facts of the node this runs on, as a plain dict (it crosses Ray's object store)."""
     from qvdoctor.facts import gather
 
     start = time.monotonic()
+    _prewarm_torch()
     facts = gather(probe=False).to_dict()
     host = socket.gethostname()
     shm_total, shm_free = _statvfs("/dev/shm")

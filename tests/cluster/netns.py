@@ -222,12 +222,21 @@ class NetnsCluster:
             raise RuntimeError(f"ray start on node {node.index} failed ({out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
     def start_ray(self) -> "NetnsCluster":
-        """The head first, then every worker at once."""
+        """The head first, then the workers two at a time (more at once overloads a 2-core GCS:
+        "The current node timed out during startup"); one retry per node."""
         from concurrent.futures import ThreadPoolExecutor
 
         self.ray_start(self.nodes[0])
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(self.ray_start, self.nodes[1:]))
+
+        def start(node: Node) -> None:
+            try:
+                self.ray_start(node)
+            except RuntimeError:
+                self.stop_ray(node)
+                self.ray_start(node)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            list(pool.map(start, self.nodes[1:]))
         self.wait_nodes(len(self.nodes))
         return self
 
