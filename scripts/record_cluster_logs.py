@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def record_node_death(c: NetnsCluster) -> None:
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     time.sleep(8)
     c.stop_ray(victim)
-    text = p.communicate(timeout=120)[0]
+    text = re.sub(r"\x1b\[[0-9;]*m", "", p.communicate(timeout=120)[0])  # Ray colours "(raylet)" even in a pipe
     (OUT / "ray-node-died.log").write_text(text)
     print("node death log:", len(text.splitlines()), "lines")
 
