@@ -199,9 +199,10 @@ def _prewarm_torch() -> None:
     """Import torch in the background: Ray usually runs the next task (the Gloo all-reduce) in
     this same worker process, which then finds it imported. Never waited for."""
     import importlib.util
+    import sys
     import threading
 
-    if "torch" not in __import__("sys").modules and importlib.util.find_spec("torch") is not None:
+    if "torch" not in sys.modules and importlib.util.find_spec("torch") is not None:
         threading.Thread(target=lambda: __import__("torch"), daemon=True, name="qvdoctor-torch-prewarm").start()
 
 
