@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,11 @@ def bed_missing() -> str | None:
             return f"{tool} is not installed"
     if importlib.util.find_spec("ray") is None:
         return "ray is not installed (scripts/python-test-packages.txt)"
+    probe = f"qvcprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        return f"cannot create a network namespace here: {made.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
     return None
 
 
