@@ -54,6 +54,7 @@ class NodeView:
     model_path: str | None = None
     model_state: str | None = None  # None (no --model) | ok | missing | different
     model_detail: list[str] = field(default_factory=list)
+    model_files: dict[str, list] = field(default_factory=dict)  # rel path -> [size, fingerprint]
     unreachable: list[str] = field(default_factory=list)
     reachable: int = 0
     gloo: dict[str, Any] = field(default_factory=dict)
@@ -168,7 +169,7 @@ def _fill_node(v: NodeView, f: dict[str, Any], facts_type: Any) -> None:
         v.model_state = "ok" if model.get("exists") and not model.get("error") and files else "missing"
         if v.model_state == "missing":
             v.model_detail = [f"{model.get('path')}: {model.get('error') or ('empty directory' if model.get('exists') else 'not found')}"]
-        v._model_files = model.get("files", {})  # type: ignore[attr-defined]
+        v.model_files = dict(files)
 
 
 def _interfaces(view: ClusterView, alive: list[NodeView]) -> None:
@@ -258,11 +259,11 @@ def _model(view: ClusterView, alive: list[NodeView]) -> None:
     ref = view.head if view.head in alive and view.head.model_state == "ok" else next((n for n in alive if n.model_state == "ok"), None)
     if ref is None:
         return
-    want: dict[str, list] = getattr(ref, "_model_files", {})
+    want = ref.model_files
     for n in alive:
         if n is ref or n.model_state != "ok":
             continue
-        have: dict[str, list] = getattr(n, "_model_files", {})
+        have = n.model_files
         diff = []
         for rel, (size, fp) in want.items():
             if rel not in have:
