@@ -27,7 +27,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-COMMAND_MODULES = ("diagnose", "kernels", "plan", "fetch", "image", "smoke", "bench", "monitor")
+COMMAND_MODULES = ("diagnose", "kernels", "plan", "fetch", "image", "smoke", "cluster", "bench", "monitor")
 
 
 def _version(value: bool) -> None:

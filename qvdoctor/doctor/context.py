@@ -162,6 +162,7 @@ def build_context(facts: Facts, model: Any = None, extra: dict[str, Any] | None 
         "flags": launch.flags,
         "serve_dtype": serve_dtype(launch, model),
         "model": model,
+        "cluster": None,  # qvdoctor cluster: the ClusterView (qvdoctor/cluster/view.py) for checks/cluster/
         "plan": None,  # the plan (qvdoctor.plan.Plan) and its settings, given through ``extra``
         "tp": None,
         "pp": None,
