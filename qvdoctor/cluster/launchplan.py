@@ -64,4 +64,29 @@ def serve_launch(view: ClusterView, findings: list[Finding], port: int) -> Launc
         env.update({**kept, **patches})
     vllm_version = head.versions.get("vllm") if head is not None else None
     launch = Launch(flags, env, model=view.model or "MODEL", vllm_version=vllm_version)
-    return launch.apply(Patch(flag_patch(findings)))
+    return consistent(launch.apply(Patch(flag_patch(findings))), view)
+
+
+def consistent(launch: Launch, view: ClusterView) -> Launch:
+    """The launch checked against the model (when its config is readable here) by the same rules
+    as every launch (qvdoctor.consistency): TP stays within a node at a size the model splits,
+    the GPUs it frees become pipeline stages; max_model_len within the model's limit."""
+    from qvdoctor.consistency import repair, valid_tp_sizes
+    from qvdoctor.errors import QvError
+    from qvdoctor.model.info import load_model_info
+
+    try:
+        info = load_model_info(view.model) if view.model else None
+    except QvError:  # not readable on this node: the per-node model checks report it
+        return launch
+    if info is None:
+        return launch
+    tp = int(launch.flags.get("tensor_parallel_size") or 1)
+    pp = int(launch.flags.get("pipeline_parallel_size") or 1)
+    valid = valid_tp_sizes(info, tp, launch.vllm_version)
+    if valid and valid[-1] != tp:  # e.g. 8 GPUs per node, 28 heads: TP 4 and twice the stages
+        launch = launch.copy()
+        launch.flags["tensor_parallel_size"] = valid[-1]
+        launch.flags["pipeline_parallel_size"] = min(tp * pp // valid[-1], info.num_hidden_layers)
+    fixed, _ = repair(launch, info, None)
+    return fixed

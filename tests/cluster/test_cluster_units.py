@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from qvdoctor.cluster.ifnames import gloo_names, nccl_exact_value, nccl_matches
 from qvdoctor.cluster.nodefacts import vllm_get_ip
@@ -44,3 +45,18 @@ def test_ray_is_not_imported_with_qvdoctor():
     code = "import sys, qvdoctor.cli as c; c._register(); import qvdoctor.cluster.view, qvdoctor.cluster.render; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_head_launch_keeps_tp_within_a_node_at_a_size_the_model_splits():
+    """8 GPUs per node × 2 nodes for the 7B (28 heads): TP 8 cannot split it, so the launch runs TP 4
+    and twice the pipeline stages, by the same consistency rules as every other launch."""
+    from qvdoctor.cluster.launchplan import consistent
+    from qvdoctor.launch import Launch
+
+    class View:
+        model = str(Path(__file__).resolve().parents[1] / "plan" / "fixtures" / "qwen2.5-vl-7b-instruct")
+
+    launch = consistent(Launch({"tensor_parallel_size": 8, "pipeline_parallel_size": 2, "distributed_executor_backend": "ray"},
+                               model=View.model), View)
+    assert (launch.flags["tensor_parallel_size"], launch.flags["pipeline_parallel_size"]) == (4, 4)
+    assert launch.flags["distributed_executor_backend"] == "ray"
