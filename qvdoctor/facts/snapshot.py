@@ -141,28 +141,6 @@ def resolve_facts_path(value: str | Path) -> Path:
                   f"pass a snapshot file, or one of the shipped machines: {', '.join(shipped_names())}")
 
 
-#: The shipped snapshots (``--facts t4`` means ``qvdoctor/data/machines/t4.json``).
-SHIPPED_DIR = Path(__file__).resolve().parents[1] / "data" / "machines"
-
-
-def shipped_names() -> list[str]:
-    return sorted(p.stem for p in SHIPPED_DIR.glob("*.json"))
-
-
-def resolve_facts_path(value: str | Path) -> Path:
-    """A snapshot file, or the short name of a shipped one (``t4``, ``h100``, ...), from any directory."""
-    from qvdoctor.errors import QvError
-
-    path = Path(value).expanduser()
-    if path.is_file() or path.suffix == ".json" or "/" in str(value):
-        return path
-    shipped = SHIPPED_DIR / f"{value}.json"
-    if shipped.is_file():
-        return shipped
-    raise QvError(f"facts file not found: {value}",
-                  f"pass a snapshot file, or one of the shipped machines: {', '.join(shipped_names())}")
-
-
 def load_facts(path: str | Path) -> Facts:
     """Load a snapshot (a file or a shipped short name), turning every problem into a one-line QvError."""
     from qvdoctor.errors import QvError
