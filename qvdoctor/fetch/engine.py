@@ -239,11 +239,13 @@ class Engine:
         return max(min(top, 1 << 20), min(top, -(-size // 20)))
 
     def layout(self, size: int) -> list[tuple[int, int]]:
-        """Chunk boundaries: ``chunk_for`` sized, except the last 8 chunks' worth, which is cut
-        eight times finer so the connections of a file finish together (no long tail). A
-        function of the size only, so a journal stays valid across runs."""
+        """Chunk boundaries: ``chunk_for`` sized. A file of more than 20 chunks (over 160 MiB)
+        has its last 8 chunks' worth cut eight times finer, so its connections finish together
+        (no long tail); a smaller one is 20 equal chunks, one round of its connections (finer
+        pieces there only add requests). A function of the size only, so a journal stays valid
+        across runs."""
         cs = self.chunk_for(size)
-        if size <= 16 * cs:
+        if size <= 20 * cs:
             return [(a, min(a + cs, size)) for a in range(0, size, cs)]
         fine = max(1, cs // 8)
         tail_start = max(0, size - 8 * cs)
