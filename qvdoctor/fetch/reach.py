@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from qvdoctor.fetch.http import HttpClient, HttpError, redact_url
 from qvdoctor.fetch.sources import SOURCES
 
-DEADLINE = float(os.environ.get("QVDOCTOR_REACH_TIMEOUT", "1.5"))
+DEADLINE = float(os.environ.get("QVDOCTOR_REACH_TIMEOUT", "1.0"))
 
 
 @dataclass
