@@ -23,7 +23,8 @@ from qvdoctor.fetch.listing import Origin, RemoteFile
 from qvdoctor.fetch.partfile import PartFile
 from qvdoctor.fetch.paths import target_path
 
-BLOCK = 1 << 20  # bytes per read/pwrite/journal line
+BLOCK = 1 << 20  # bytes per pwrite/journal line
+PIECE = 32 << 10  # bytes per socket read
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -433,8 +434,10 @@ class Engine:
                 try:
                     # Fill a whole block before writing it: one pwrite, one journal line and
                     # one progress update per MiB, not per socket read.
-                    while off + n < end:
-                        k = resp.readinto(view[off + n : end])
+                    # Read in pieces (a readinto waits until its view is full): Ctrl-C is
+                    # seen within one piece even on a slow connection.
+                    while off + n < end and self.fatal is None:
+                        k = resp.readinto(view[off + n : min(end, off + n + PIECE)])
                         if not k:
                             break
                         n += k
@@ -450,6 +453,8 @@ class Engine:
                             self.bytes_in += n
                         self.reporter.advance(job.file.path, n)
                 if off + n < end:
+                    if self.fatal is not None:
+                        raise TransferError(f"{src}: stopped")
                     raise TransferError(f"{src}: connection closed after {got} of {want} bytes")
         except TransferError:
             resp.release(False)
