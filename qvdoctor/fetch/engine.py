@@ -192,9 +192,10 @@ class Engine:
             with self.cond:
                 self.fatal = KeyboardInterrupt()
                 self.cond.notify_all()
-            # Workers stop at their next block; wait for them so no write lands after the part
-            # files are closed (a reused descriptor number would take it).
-            deadline = time.monotonic() + 3.0
+            # Workers stop at their next piece; wait briefly for them, so no write lands after
+            # the part files are closed (a reused descriptor number would take it). One still
+            # reading on a slow link is left to the exit, its files unclosed (see finally).
+            deadline = time.monotonic() + 1.0
             for t in threads:
                 t.join(max(0.0, deadline - time.monotonic()))
             raise
@@ -435,7 +436,7 @@ class Engine:
                     # Fill a whole block before writing it: one pwrite, one journal line and
                     # one progress update per MiB, not per socket read.
                     # Read in pieces (a readinto waits until its view is full): Ctrl-C is
-                    # seen within one piece even on a slow connection.
+                    # seen within one piece, and a piece is what a stop can lose.
                     while off + n < end and self.fatal is None:
                         k = resp.readinto(view[off + n : min(end, off + n + PIECE)])
                         if not k:
