@@ -24,7 +24,7 @@ from qvdoctor.fetch.partfile import PartFile
 from qvdoctor.fetch.paths import target_path
 
 BLOCK = 1 << 20  # bytes per pwrite/journal line
-PIECE = 32 << 10  # bytes per socket read
+PIECE = 32 << 10  # bytes per socket read at first (see _fetch_chunk)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -423,6 +423,7 @@ class Engine:
         resp, want, body_len, lying = self._open_range(job, pos, c.end)
         src = job.origin.source
         got = 0
+        piece = PIECE
         try:
             view = memoryview(c.buf)
             assert job.part is not None
@@ -436,12 +437,20 @@ class Engine:
                     # Fill a whole block before writing it: one pwrite, one journal line and
                     # one progress update per MiB, not per socket read.
                     # Read in pieces (a readinto waits until its view is full): Ctrl-C is
-                    # seen within one piece, and a piece is what a stop can lose.
+                    # seen within one piece, and a piece is what a stop can lose. Pieces grow
+                    # to a whole block while they arrive fast (fewer calls) and shrink back on
+                    # a slow connection (a stop is seen within about 0.1 s).
                     while off + n < end and self.fatal is None:
-                        k = resp.readinto(view[off + n : min(end, off + n + PIECE)])
+                        t = time.monotonic()
+                        k = resp.readinto(view[off + n : min(end, off + n + piece)])
                         if not k:
                             break
                         n += k
+                        took = time.monotonic() - t
+                        if took < 0.02 and piece < BLOCK:
+                            piece *= 2
+                        elif took > 0.1 and piece > PIECE:
+                            piece //= 2
                 finally:
                     if n:  # what arrived is kept even when the read then failed
                         job.part.write_at(c.start + off, view[off : off + n])
