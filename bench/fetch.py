@@ -221,13 +221,14 @@ def main() -> None:
     ap.add_argument("--large-tools", default="qvdoctor,aria2c,hf download")
     ap.add_argument("--small-tools", default="qvdoctor,aria2c", help="qvdoctor-xN runs with --connections N")
     ap.add_argument("--no-resume", action="store_true")
+    ap.add_argument("--modes", default="capped,uncapped")
     args = ap.parse_args()
     cases = args.cases.split(",")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     home = work / "home"
     home.mkdir(exist_ok=True)
-    modes = [("capped", args.cap_mb * 1e6), ("uncapped", 0.0)]
+    modes = [(m, r) for m, r in (("capped", args.cap_mb * 1e6), ("uncapped", 0.0)) if m in args.modes.split(",")]
     print(f"{os.cpu_count()} cores; cap {args.cap_mb:g} MB/s per connection; "
           f"load average {os.getloadavg()[0]:.1f} at the start", flush=True)
     if "small" in cases:

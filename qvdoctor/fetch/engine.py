@@ -23,7 +23,8 @@ from qvdoctor.fetch.listing import Origin, RemoteFile
 from qvdoctor.fetch.partfile import PartFile
 from qvdoctor.fetch.paths import target_path
 
-BLOCK = 1 << 20  # bytes per read/pwrite/journal line
+BLOCK = 1 << 20  # bytes per pwrite/journal line
+PIECE = 32 << 10  # bytes per socket read at first (see _fetch_chunk)
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 
 
@@ -191,9 +192,10 @@ class Engine:
             with self.cond:
                 self.fatal = KeyboardInterrupt()
                 self.cond.notify_all()
-            # Workers stop at their next block; wait for them so no write lands after the part
-            # files are closed (a reused descriptor number would take it).
-            deadline = time.monotonic() + 3.0
+            # Workers stop at their next piece; wait briefly for them, so no write lands after
+            # the part files are closed (a reused descriptor number would take it). One still
+            # reading on a slow link is left to the exit, its files unclosed (see finally).
+            deadline = time.monotonic() + 1.0
             for t in threads:
                 t.join(max(0.0, deadline - time.monotonic()))
             raise
@@ -239,11 +241,13 @@ class Engine:
         return max(min(top, 1 << 20), min(top, -(-size // 20)))
 
     def layout(self, size: int) -> list[tuple[int, int]]:
-        """Chunk boundaries: ``chunk_for`` sized, except the last 8 chunks' worth, which is cut
-        eight times finer so the connections of a file finish together (no long tail). A
-        function of the size only, so a journal stays valid across runs."""
+        """Chunk boundaries: ``chunk_for`` sized. A file of more than 20 chunks (over 160 MiB)
+        has its last 8 chunks' worth cut eight times finer, so its connections finish together
+        (no long tail); a smaller one is 20 equal chunks, one round of its connections (finer
+        pieces there only add requests). A function of the size only, so a journal stays valid
+        across runs."""
         cs = self.chunk_for(size)
-        if size <= 16 * cs:
+        if size <= 20 * cs:
             return [(a, min(a + cs, size)) for a in range(0, size, cs)]
         fine = max(1, cs // 8)
         tail_start = max(0, size - 8 * cs)
@@ -419,6 +423,7 @@ class Engine:
         resp, want, body_len, lying = self._open_range(job, pos, c.end)
         src = job.origin.source
         got = 0
+        piece = PIECE
         try:
             view = memoryview(c.buf)
             assert job.part is not None
@@ -431,11 +436,21 @@ class Engine:
                 try:
                     # Fill a whole block before writing it: one pwrite, one journal line and
                     # one progress update per MiB, not per socket read.
-                    while off + n < end:
-                        k = resp.readinto(view[off + n : end])
+                    # Read in pieces (a readinto waits until its view is full): Ctrl-C is
+                    # seen within one piece, and a piece is what a stop can lose. Pieces grow
+                    # to a whole block while they arrive fast (fewer calls) and shrink back on
+                    # a slow connection (a stop is seen within about 0.1 s).
+                    while off + n < end and self.fatal is None:
+                        t = time.monotonic()
+                        k = resp.readinto(view[off + n : min(end, off + n + piece)])
                         if not k:
                             break
                         n += k
+                        took = time.monotonic() - t
+                        if took < 0.02 and piece < BLOCK:
+                            piece *= 2
+                        elif took > 0.1 and piece > PIECE:
+                            piece //= 2
                 finally:
                     if n:  # what arrived is kept even when the read then failed
                         job.part.write_at(c.start + off, view[off : off + n])
@@ -448,6 +463,8 @@ class Engine:
                             self.bytes_in += n
                         self.reporter.advance(job.file.path, n)
                 if off + n < end:
+                    if self.fatal is not None:
+                        raise TransferError(f"{src}: stopped")
                     raise TransferError(f"{src}: connection closed after {got} of {want} bytes")
         except TransferError:
             resp.release(False)

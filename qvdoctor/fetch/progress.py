@@ -27,12 +27,12 @@ class Reporter:
 
     def start(self, files: int, total_bytes: int, **info: Any) -> None:
         self.files, self.total = files, total_bytes
-        self.started = time.monotonic()  # the rate counts transfer time, not listing and probing
+        self.transfer_started = time.monotonic()  # the rate counts transfer time, not listing and probing
         self.base = self.done
 
     def rate(self, now: float) -> float | None:
         """Bytes/s of this run, once there is a second of transfer and a few MB to go on."""
-        el = now - self.started
+        el = now - getattr(self, "transfer_started", self.started)
         moved = self.done - getattr(self, "base", 0)
         if el < 1.0 or moved < (1 << 20):
             return None

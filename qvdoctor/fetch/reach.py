@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from qvdoctor.fetch.http import HttpClient, HttpError, redact_url
 from qvdoctor.fetch.sources import SOURCES
 
-DEADLINE = float(os.environ.get("QVDOCTOR_REACH_TIMEOUT", "1.5"))
+DEADLINE = float(os.environ.get("QVDOCTOR_REACH_TIMEOUT", "1.0"))
 
 
 @dataclass
@@ -80,7 +80,9 @@ def _probe_one(name: str, repo_id: str, revision: str | None, out: dict[str, Rea
         out[name] = Reach(name, shown, False, _classify(exc, host, port), time.monotonic() - t0)
         return
     took = time.monotonic() - t0
-    if resp.status in (401, 403) and not resp.headers.get("x-error-code"):  # the hub's own answer about a repo has one
+    # 403 without the Hub's X-Error-Code is a rule of the server or a proxy (hf-mirror states its
+    # rule in the body). 401 asks for credentials: the hub answered, the listing sends the token.
+    if resp.status == 403 and not resp.headers.get("x-error-code"):
         text = body.decode("utf-8", "replace").strip().replace("\n", " ")[:200]
         out[name] = Reach(name, shown, False, f"HTTP {resp.status} from {host}" + (f": {text}" if text else ""), took)
         return

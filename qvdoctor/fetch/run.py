@@ -57,7 +57,7 @@ def _write_cache_ref(repo_id: str, revision: str | None, commit: str) -> None:
 
 
 def _reachable(names: list[str], repo_id: str, revision: str | None, reporter, auto: bool) -> tuple[list[str], dict[str, str]]:
-    """Probe every source at once and report each (within about 1.5 s); raise at once when every
+    """Probe every source at once and report each (within about a second); raise at once when every
     source failed for good (DNS, refused, TLS, 403, offline). Sources with no answer yet stay in
     the running: a slow link is not a dead one. Returns (names to list, {failed name: why})."""
     from qvdoctor.fetch.reach import probe, summary

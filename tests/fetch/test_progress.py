@@ -62,3 +62,25 @@ def test_rich_bars_on_a_terminal(hub, tmp_path):
     assert proc.returncode == 0, text[-2000:]
     assert "total (6 files)" in text and "━" in text  # a rich progress bar
     assert "/s" in text  # transfer speed column
+
+
+def test_no_eta_until_a_second_of_transfer_gives_a_rate():
+    """The first bytes after a slow listing gave an ETA of 129,159 s: the rate clock starts with
+    the transfer, and no ETA is printed until it has run a second over at least 1 MiB."""
+    import io
+
+    from qvdoctor.fetch.progress import PlainReporter
+
+    out = io.StringIO()
+    r = PlainReporter(out, every=0.0)
+    time.sleep(1.0)  # listing and probing: not part of the rate
+    r.start(1, 100_000_000, repo_id=REPO_ID, commit="0" * 40, source="hf")
+    r.file_start("model.safetensors", 100_000_000, 0)
+    r.advance("model.safetensors", 64 << 10)
+    assert out.getvalue().splitlines()[-1].endswith("measuring rate")
+    time.sleep(1.05)
+    r.advance("model.safetensors", 20 << 20)
+    last = out.getvalue().splitlines()[-1]
+    assert "MB/s  eta " in last
+    eta = float(last.rsplit("eta ", 1)[1].rstrip("s"))
+    assert 3 < eta < 6  # ~20 MB/s over 1.05 s, 79 MB to go: 4 s (counting the listing second too would say 8 s)

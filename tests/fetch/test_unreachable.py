@@ -101,7 +101,7 @@ def test_a_silent_hub_is_named_within_two_seconds_then_given_its_time(tmp_path, 
     assert stream.first is not None and stream.first - t0 < 2.0
     host = silent_port.split("://")[1]
     assert stream.getvalue().splitlines()[0] == (
-        f"source hf ({silent_port}): no answer from {host} within 1.5 s yet; waiting up to 2 s")
+        f"source hf ({silent_port}): no answer from {host} within 1 s yet; waiting up to 2 s")
     assert str(err.value) == f"cannot reach hf ({silent_port}): no listing within 2 s"
 
 

@@ -107,7 +107,8 @@ SOURCES: dict[str, Source] = {s.name: s for s in (
     Source("hf-mirror", _mirror_endpoint, _offline("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"), _hf_probe,
            list=_hf_list("hf-mirror")),
     Source("modelscope", _ms_endpoint, _offline("MODELSCOPE_OFFLINE"), _ms_probe, list=_ms_list),
-    Source("git-lfs", _git_endpoint, _offline("HF_HUB_OFFLINE"), _git_probe, transfer=_git_transfer, in_auto=False),
+    Source("git-lfs", _git_endpoint, _offline("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"), _git_probe, transfer=_git_transfer,
+           in_auto=False),
 )}
 HTTP_SOURCES = tuple(n for n, s in SOURCES.items() if s.in_auto)
 ALL_SOURCES = ("auto", *SOURCES)
