@@ -7,7 +7,7 @@ On a 2-node namespace Ray cluster (tests/cluster/netns.py):
      node1, which has no ens5                         -> gloo-ifname-not-found.log (rank 1),
                                                          gloo-store-timeout.log (rank 0)
   4. vLLM's placement-group wait when get_ip() is not Ray's node IP -> ray-placement-group-unfulfillable.log
-  3. a Ray driver on the head while node1's raylet is killed -> ray-node-died.log (the driver's output)
+  3. a Ray driver on the head while node1's raylet is killed -> ray-node-marked-dead-recorded-bed.log (the driver's output; signature ray-node-marked-dead)
 
     sudo .venv/bin/python scripts/record_cluster_logs.py [--only 1,2,3]
 """
@@ -66,7 +66,7 @@ def record_node_death(c: NetnsCluster) -> None:
     time.sleep(8)
     c.stop_ray(victim)
     text = re.sub(r"\x1b\[[0-9;]*m", "", p.communicate(timeout=120)[0])  # Ray colours "(raylet)" even in a pipe
-    (OUT / "ray-node-died.log").write_text(text)
+    (OUT / "ray-node-marked-dead-recorded-bed.log").write_text(text)
     print("node death log:", len(text.splitlines()), "lines")
 
 
