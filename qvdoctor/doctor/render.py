@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
 from qvdoctor.facts.snapshot import Facts
 from qvdoctor.doctor.findings import Finding, combined_patch
-from qvdoctor.launch import env_assignments, flag_args
+from qvdoctor.launch import flag_args
 
 MARKS = {"fail": "[red]✖[/]", "warn": "[yellow]⚠[/]", "fixed": "[green]✚[/]", "ok": "[green]✔[/]", "info": "[blue]ℹ[/]"}
 # Said in words too, so the report reads the same without colour.

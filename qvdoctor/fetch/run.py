@@ -11,7 +11,7 @@ from typing import Sequence
 
 from qvdoctor.errors import EXIT_FAIL, QvError
 from qvdoctor.fetch.http import redact_url
-from qvdoctor.fetch.listing import Listing, Origin, RemoteFile, select
+from qvdoctor.fetch.listing import Origin, RemoteFile, select
 from qvdoctor.fetch.partfile import disk_full
 from qvdoctor.fetch.paths import check_repo_path, dir_lock, target_path
 

@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from qvdoctor.plan.core import Plan, RankPlan
-from qvdoctor.plan.terms import GIB, Term
+from qvdoctor.plan.terms import GIB
 
 BAR_WIDTH = 50
 WIDE = 130  # terminal columns from which the arithmetic is a table
