@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from qvdoctor.loadtest.httpclient import READ_LIMIT, Connection, HttpError
+from qvdoctor.loadtest.httpclient import READ_LIMIT, ChunkedDecoder, Connection, HttpError
 
 
 
@@ -47,36 +47,6 @@ def content_events(block: bytes) -> int:
     ``bytes.count`` (no JSON parse on the hot path; a quote inside a JSON string is escaped, so
     the key patterns only match keys)."""
     return sum(block.count(c) for c in _CONTENT) - sum(block.count(e) for e in _EMPTY)
-
-
-class ChunkedDecoder:
-    """Incremental HTTP/1.1 chunked transfer decoding (every complete chunk of a socket read at once)."""
-
-    def __init__(self) -> None:
-        self.buf = b""
-        self.done = False
-
-    def feed(self, data: bytes) -> bytes:
-        buf = self.buf + data if self.buf else data
-        out = []
-        pos, n = 0, len(buf)
-        while True:
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
-                break
-            size = int(buf[pos:eol].split(b";", 1)[0], 16)
-            if size == 0:
-                if n - (eol + 2) >= 2:  # the empty trailer line
-                    self.done = True
-                    pos = n
-                break
-            end = eol + 2 + size
-            if end + 2 > n:
-                break
-            out.append(buf[eol + 2:end])
-            pos = end + 2
-        self.buf = buf[pos:]
-        return b"".join(out) if len(out) != 1 else out[0]
 
 
 def _timeout(seconds: float) -> Any:

@@ -15,6 +15,37 @@ from urllib.parse import urlsplit
 READ_LIMIT = 4 * 1024 * 1024
 
 
+class ChunkedDecoder:
+    """Incremental HTTP/1.1 chunked transfer decoding (every complete chunk of a socket read at once)."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> bytes:
+        buf = self.buf + data if self.buf else data
+        out = []
+        pos, n = 0, len(buf)
+        while True:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            size = int(buf[pos:eol].split(b";", 1)[0], 16)
+            if size == 0:
+                if n - (eol + 2) >= 2:  # the empty trailer line
+                    self.done = True
+                    pos = n
+                break
+            end = eol + 2 + size
+            if end + 2 > n:
+                break
+            out.append(buf[eol + 2:end])
+            pos = end + 2
+        self.buf = buf[pos:]
+        return b"".join(out) if len(out) != 1 else out[0]
+
+
+
 class HttpError(Exception):
     """A non-200 answer (``status`` > 0) or a broken connection (``status`` 0)."""
 
@@ -98,35 +129,14 @@ class Connection:
         try:
             if headers.get(b"transfer-encoding", b"").lower() == b"chunked":
                 # One socket read, then every complete chunk in it: one await per read, not three per chunk.
-                buf = b""
-                pos = 0
-                while True:
-                    out = []
-                    while True:
-                        eol = buf.find(b"\r\n", pos)
-                        if eol < 0:
-                            break
-                        size = int(buf[pos:eol].split(b";", 1)[0], 16)
-                        if size == 0:
-                            if out:
-                                yield b"".join(out)
-                            rest = len(buf) - (eol + 2)  # the empty trailer line, "\r\n", follows
-                            if rest < 2:
-                                await reader.readexactly(2 - rest)
-                            return
-                        end = eol + 2 + size
-                        if end + 2 > len(buf):
-                            break
-                        out.append(buf[eol + 2:end])
-                        pos = end + 2
-                    if out:
-                        yield b"".join(out)
-                    buf = buf[pos:]
-                    pos = 0
+                dec = ChunkedDecoder()
+                while not dec.done:
                     data = await reader.read(READ_LIMIT)
                     if not data:
-                        raise asyncio.IncompleteReadError(buf, None)
-                    buf += data
+                        raise asyncio.IncompleteReadError(dec.buf, None)
+                    out = dec.feed(data)
+                    if out:
+                        yield out
             elif b"content-length" in headers:
                 left = int(headers[b"content-length"])
                 while left > 0:
