@@ -146,8 +146,14 @@ def nearest_parallel(model: Any, tp: int, pp: int, facts: Any, vllm_version: str
 def repair(launch: Launch, model: Any, facts: Any) -> tuple[Launch, list[str]]:
     """The nearest launch that breaks no rule, and one line per change. Values are only ever
     lowered or switched to what the hardware has, never raised past what was asked."""
+    out, notes = _repair(launch, model, facts)
+    return out, list(notes.values())
+
+
+def _repair(launch: Launch, model: Any, facts: Any) -> tuple[Launch, dict[str, str]]:
+    """:func:`repair`, its notes keyed by the flag each one changed."""
     out = launch.copy()
-    notes: list[str] = []
+    notes: dict[str, str] = {}
     flags = out.flags
     pp = int(flags.get("pipeline_parallel_size") or 1)
     tp = int(flags.get("tensor_parallel_size") or 1)
@@ -160,40 +166,39 @@ def repair(launch: Launch, model: Any, facts: Any) -> tuple[Launch, list[str]]:
             flags["tensor_parallel_size"] = tp
             if new_pp > 1 or "pipeline_parallel_size" in flags:
                 flags["pipeline_parallel_size"] = new_pp
-            notes.append(f"tensor parallel {launch.flags.get('tensor_parallel_size', 1)} -> {tp}"
-                         + (f", pipeline parallel {new_pp}" if new_pp != pp else "") + f": {why[0]}")
+            notes["tensor_parallel_size"] = (f"tensor parallel {launch.flags.get('tensor_parallel_size', 1)} -> {tp}"
+                                             + (f", pipeline parallel {new_pp}" if new_pp != pp else "") + f": {why[0]}")
     if model is not None:
         v = tp_verdict(model, tp, launch.vllm_version)
         for key, val in v.needs_flags.items():
             if flags.get(key) != val:
                 flags[key] = val
-                notes.append(f"--{key.replace('_', '-')} {val}: {v.notes[0] if v.notes else 'needed at TP ' + str(tp)}")
+                notes[key] = f"--{key.replace('_', '-')} {val}: {v.notes[0] if v.notes else 'needed at TP ' + str(tp)}"
         mml = flags.get("max_model_len")
         if mml is not None and int(mml) > model_max_len(model):
             flags["max_model_len"] = model_max_len(model)
-            notes.append(f"max_model_len {mml} -> {model_max_len(model)}: the model's limit (max_position_embeddings)")
+            notes["max_model_len"] = f"max_model_len {mml} -> {model_max_len(model)}: the model's limit (max_position_embeddings)"
     n = gpu_count(facts)
     cc = lowest_cc(facts)
     if n and cc is not None and cc < BF16_MIN_CC and serve_dtype(out, model) == "bfloat16":
         flags["dtype"] = "float16"
-        notes.append(f"dtype float16: compute capability {cc[0]}.{cc[1]} has no bfloat16")
+        notes["dtype"] = f"dtype float16: compute capability {cc[0]}.{cc[1]} has no bfloat16"
     kvd = str(flags.get("kv_cache_dtype") or "auto")
     if kvd != "auto" and n and cc is not None and cc < FP8_KV_MIN_CC:
         flags["kv_cache_dtype"] = "auto"
-        notes.append(f"kv_cache_dtype auto: an fp8 KV cache needs compute capability 8.9 (lowest here {cc[0]}.{cc[1]})")
+        notes["kv_cache_dtype"] = f"kv_cache_dtype auto: an fp8 KV cache needs compute capability 8.9 (lowest here {cc[0]}.{cc[1]})"
     return out, notes
 
 
 def repair_patch(patch: Patch, base: Launch, model: Any, facts: Any) -> tuple[Patch, list[str]]:
     """``patch`` as it must be to keep ``base`` consistent once applied: e.g. a TP taken from a
     log's numbers becomes the nearest size the model can split and the machine holds."""
-    patched, notes = repair(base.apply(patch), model, facts)
+    patched, notes = _repair(base.apply(patch), model, facts)
     keys = set(patch.flags)
     for key in list(keys):
         keys |= _GOES_WITH.get(key, set())
     flags = {k: patched.flags.get(k) for k in keys if k in patch.flags or patched.flags.get(k) != base.flags.get(k)}
-    notes = [n for n in notes if any(k.replace("_", " ").split(" ")[0] in n for k in keys)] if notes else notes
-    return Patch(flags, dict(patch.env)), notes
+    return Patch(flags, dict(patch.env)), [note for key, note in notes.items() if key in keys]
 
 
 #: flags a repair may have to change together with the one a patch sets
