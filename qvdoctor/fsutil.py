@@ -12,7 +12,7 @@ def write_atomic(path: str | os.PathLike[str], text: str, mode: int | None = Non
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     if mode is not None:
         tmp.chmod(mode)
     tmp.replace(target)

@@ -88,9 +88,9 @@ def build_image(
         arg_lines = "".join(f"# --build-arg {k}={v}\n" for k, v in args.items())
         text = dockerfile + "\n# Build args build-image passes (same as the ARG defaults unless overridden):\n" + arg_lines
         if output:
-            tmp = output.with_name(output.name + ".part")
-            tmp.write_text(text)
-            tmp.replace(output)
+            from qvdoctor.fsutil import write_atomic
+
+            write_atomic(output, text)
             print(f"wrote {output} ({plan.summary})", file=sys.stderr)
         else:
             sys.stdout.write(text)

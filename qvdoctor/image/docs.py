@@ -12,6 +12,7 @@ from pathlib import Path
 from qvdoctor.compat import version_key
 from qvdoctor.image.matrix import load
 from qvdoctor.image.render import build_args, render_dockerfile
+from qvdoctor.fsutil import write_atomic
 from qvdoctor.image.resolve import BuildPlan, Refused, resolve
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,10 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             if not path.is_file() or path.read_text() != text:
                 stale.append(str(rel))
             continue
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".part")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_atomic(path, text)
         print(f"wrote {rel}")
     if stale:
         print(f"out of date: {', '.join(stale)}; run: python -m qvdoctor.image.docs", file=sys.stderr)

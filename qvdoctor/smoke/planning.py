@@ -28,7 +28,6 @@ from qvdoctor.launch import Launch
 
 DEFAULT_MAX_MODEL_LEN = 32768
 MIN_CPU_KV_BYTES = 64 << 20
-SPAWN_ENV = {"VLLM_WORKER_MULTIPROC_METHOD": "spawn"}
 
 
 @dataclass
@@ -55,7 +54,7 @@ def plan_launch(model_info: Any, facts: Any, num_videos: int = 1, video: dict[st
     "height", "fps", "path"}`` of the source clip."""
     from qvdoctor.facts.snapshot import Facts
     from qvdoctor.plan import PlanSettings, VideoSpec
-    from qvdoctor.prescription import CPU_SKIPS, prescribe
+    from qvdoctor.prescription import BASE_ENV, CPU_SKIPS, prescribe
 
     facts = facts if facts is not None else Facts(label="no facts", provenance="none")
     device = "cuda" if facts.nvidia.gpus else "cpu"
@@ -77,12 +76,12 @@ def plan_launch(model_info: Any, facts: Any, num_videos: int = 1, video: dict[st
         except Exception as exc:  # noqa: BLE001 - a plan problem must not stop the smoke run
             notes.append(f"qvdoctor plan could not plan this model ({type(exc).__name__}: {exc}); defaults used")
     if rx is None:
-        start = Launch({"tensor_parallel_size": 1, "max_model_len": max_len, "limit_mm_per_prompt": dict(limits)}, dict(SPAWN_ENV))
+        start = Launch({"tensor_parallel_size": 1, "max_model_len": max_len, "limit_mm_per_prompt": dict(limits)}, dict(BASE_ENV))
         if device == "cpu" and model_info is not None:
             start.flags["kv_cache_memory_bytes"] = cpu_kv_bytes(model_info, max_len)
         rx = prescribe(facts, model_info, start=start, skip=skip)
     launch = rx.last.copy()
-    launch.env = {**SPAWN_ENV, **launch.env}
+    launch.env = {**BASE_ENV, **launch.env}
     notes += [f"prescribed: {c}" for c in rx.changes]
     notes += [f"still failing before the first attempt: {w}" for w in rx.why_nothing_fits]
     if device == "cpu":

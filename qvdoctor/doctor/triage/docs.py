@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--docs"]:
         target = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[3] / "docs" / "signatures.md"
-        tmp = target.with_name(target.name + ".part")
-        tmp.write_text(signatures_markdown(), encoding="utf-8")
-        tmp.replace(target)
+        from qvdoctor.fsutil import write_atomic
+
+        write_atomic(target, signatures_markdown())
         print(f"wrote {target}")
         return 0
     print("usage: python -m qvdoctor.doctor.triage --docs [PATH]", file=sys.stderr)
