@@ -95,9 +95,7 @@ def print_launch(rx: Any, console: Any = None, emitted: dict[str, str] | None = 
         console.print("[bold red]Nothing fits[/]: no launch qvdoctor knows works here; what stands in the way:")
         for line in rx.why_nothing_fits:
             console.print(f"  - {_esc(line)}")
-        if rx.fix_patch():
-            console.print("Once those are fixed (they need more than flags), launch with:")
-            console.print(Text(rx.last.command()), soft_wrap=True)
+        console.print("No launch is printed: each finding above says its fix; run qvdoctor again once they are done.")
         return
     console.print("[bold]Launch[/] (checked against the model and this machine by qvdoctor's rules; not run):")
     console.print(Text(rx.launch.command()), soft_wrap=True)
