@@ -5,6 +5,8 @@
 #   host             scripts/gpu/host_report.py -> $OUT/host.json, $OUT/facts.json
 #   grid:NAME:SECS   scripts/gpu/grid.py NAME with a budget of SECS -> $OUT/NAME-results.json, NAME-logs.tar.gz
 #   smoke:NAME       the smoke run NAME of scripts/gpu/smoke_runs.sh -> $OUT/smoke-NAME.tar.gz
+#   bench-serve      `vllm serve` with plan's launch for 8 s 640x360 clips, measured by `qvdoctor bench`
+#                    (scripts/gpu/bench_serve.py) -> $OUT/bench-serve.tar.gz
 # Everything is logged to $OUT/device_run.log.
 set -u
 ROOT=$PWD
@@ -24,6 +26,14 @@ for step in "$@"; do
     host) timeout 200 python3 "$G/scripts/gpu/host_report.py" --out "$OUT" ;;
     grid:*) IFS=: read -r _ name secs <<<"$step"; python3 "$G/scripts/gpu/grid.py" "$name" --out "$OUT" --budget "$secs" --model "$G/model" ;;
     smoke:*) bash "$G/scripts/gpu/smoke_runs.sh" "${step#smoke:}" ;;
+    bench-serve) (cd /tmp && python3 "$G/scripts/gpu/bench_serve.py" --model "$G/model" --out /tmp/bench-serve \
+                    --plan=--max-model-len --plan=32768 --plan=--video-seconds --plan=8 --plan=--video-size --plan=640x360 \
+                    --plan=--video-fps --plan=4 --serve=--load-format --serve=dummy \
+                    --bench=--synthetic-video --bench=8@640x360 --bench=--concurrency --bench=1,2,4,8,16,32,64 \
+                    --bench=--max-tokens --bench=64 --bench=--duration --bench=20 --bench=--max-time --bench=200 \
+                    --bench=--slo --bench=ttft=1000ms,tpot=50ms --bench=--plan-model --bench="$G/model" \
+                    --bench=--plan-setting --bench=max_model_len=32768)
+                 tar -C /tmp -czf "$OUT/bench-serve.tar.gz" bench-serve ;;
     *) echo "[device_run] unknown step $step" ;;
   esac
   echo "[device_run] step $step: rc $? in $((SECONDS - t0)) s"
