@@ -366,16 +366,24 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
         ("exception", [h for h in in_tb if h.pattern.engine == "exception"], "exception"),
     )
     for _, near, why_kind in steps:
-        if not near:
-            continue
         if why_kind == "topic-line":
-            hit = max(near, key=lambda h: (len(h.pattern.needle), -h.start))
-        else:
-            hit = max(near, key=lambda h: (h.start, h.pattern.engine == "frame", len(h.pattern.needle)))  # a frame name is more specific than its file
+            near = sorted(near, key=lambda h: (len(h.pattern.needle), -h.start), reverse=True)
+        else:  # the innermost first; a frame name is more specific than its file
+            near = sorted(near, key=lambda h: (h.start, h.pattern.engine == "frame", len(h.pattern.needle)), reverse=True)
+        m = None
+        for hit in near:
+            sig = next(s for s in sigs if s.entry.id == hit.pattern.entry_id)
+            cand = _Matched(sig, [hit], "cause", {**base, "log": dict(context)})
+            try:  # a fix computed from the message's numbers cannot be given without them: next candidate
+                make_finding(sig.entry, "fail", cand.scope, [])
+            except (ExprError, TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError):
+                continue
+            m = cand
+            break
+        if m is None:
+            continue
         hit.line = _number_lines(text, [hit.start])[hit.start]
         hit.text = text[hit.start:min(hit.end, hit.start + EVIDENCE_CHARS * 4)]
-        sig = next(s for s in sigs if s.entry.id == hit.pattern.entry_id)
-        m = _Matched(sig, [hit], "cause", {**base, "log": dict(context)})
         needle = hit.pattern.needle
         name = needle[3:] if hit.pattern.engine == "frame" else needle[:-1] if hit.pattern.engine == "exception" else needle
         if hit.pattern.engine == "frame":
