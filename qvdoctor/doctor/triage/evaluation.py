@@ -35,6 +35,7 @@ class Case:
     round3: str = ""  # likewise for round 3
     round4: str = ""  # likewise for round 4
     round5: str = ""  # likewise for round 5
+    round6: str = ""  # likewise for round 6
 
     @property
     def cut(self) -> bool:

@@ -14,6 +14,7 @@ from qvdoctor.doctor.triage.scanning import (
     _ERROR_MARKERS,
     _TRACEBACK,
     Hit,
+    _last_frame,
     _last_of,
     _number_lines,
     context_numbers,
@@ -180,14 +181,12 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     base.setdefault("request", None)
     base.setdefault("mm_limit", mm_limit)
     context = context_numbers(text)
-    hits = scan(text, sigs)
+    hits = scan(text, sigs, hints=False)
     lines = _number_lines(text, [h.start for h in hits])
     for h in hits:
         h.line = lines[h.start]
         h.text = text[h.start:min(h.end, h.start + EVIDENCE_CHARS * 4)]
 
-    hints = [h for h in hits if h.pattern.role == HINT]
-    hits = [h for h in hits if h.pattern.role != HINT]
     matched = _match(hits, sigs, base, context)
     matched = [m for m in matched if m.role != NO_ROLE]
     keep = {m.sig.entry.id for m in matched}
@@ -210,7 +209,7 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     unknown_error = error
     inferred = ""
     if root is None and error is not None:  # the fallback ladder: frames, exception types, a warning
-        root, inferred = _from_traceback(hints, sigs, base, context, error)
+        root, inferred = _from_traceback(text, sigs, base, context, error)
         if root is None:
             root = next((m for m in matched if m.role == "warning"), None)
             inferred = "the log ends in an error that no signature explains; this warning came before it" if root else ""
@@ -276,22 +275,127 @@ def _match(hits: list[Hit], sigs: tuple[Signature, ...], base: dict[str, Any], c
     return matched
 
 
-def _from_traceback(hints: list[Hit], sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any],
+REGION_LINES = 40  # lines above the last error searched for hints when no traceback header is near
+HEADER_LINES = 8  # ... and lines above the traceback header
+REGION_MAX = 256 * 1024  # characters of the region around the last error (a 100 MB log costs no more)
+
+
+def _line_after(text: str, end: int, lines: int) -> int:
+    for _ in range(lines):
+        nxt = text.find("\n", end + 1)
+        if nxt < 0:
+            return len(text)
+        end = nxt
+    return end
+
+
+def error_region(text: str, error: tuple[int, str]) -> tuple[int, int, int, bool]:
+    """(start, end, end of the message lines, cut) of the part of the log that tells what failed:
+    from the traceback header above the last error (else REGION_LINES lines above it) to a few
+    lines after it; a traceback that goes on after the last error line without a message of its
+    own was cut off, and then the region runs to the end of the log."""
+    pos = error[0]
+    msg_end = _line_after(text, pos + len(error[1]), 2)
+    frame = _last_frame(text)
+    cut = ("Traceback (most recent call last)" in error[1] or '", line ' in error[1]
+           or (frame is not None and frame[0] > pos))
+    header = text.rfind("Traceback (most recent call last)", max(0, pos - REGION_MAX), pos + len(error[1]))
+    if header < 0:
+        header = pos
+        for _ in range(REGION_LINES):
+            if header <= 0:
+                break
+            header = text.rfind("\n", 0, header - 1) + 1
+    header = text.rfind("\n", 0, header) + 1
+    for _ in range(HEADER_LINES):  # what the process logged just before its traceback ("Error initializing: ...")
+        if header <= 0:
+            break
+        header = text.rfind("\n", 0, header - 1) + 1
+    end = len(text) if cut else _line_after(text, pos + len(error[1]), 3)
+    start = max(header, end - REGION_MAX)
+    return start, end, msg_end, cut
+
+
+def _import_chain(text: str, hit: Hit, end: int, cut: bool) -> bool:
+    """A ``<module>`` frame that is the innermost of a cut-off traceback and follows another
+    ``<module>`` frame: one module importing the next, cut before the ImportError. With its message
+    line, or alone (a script's own top level), a ``<module>`` frame says nothing."""
+    if not cut or _frame_follows(text, hit.end, end):
+        return False
+    before = text.rfind('File "', max(0, hit.start - 4096), hit.start)
+    if before < 0:
+        return False
+    eol = text.find("\n", before)
+    return text[before:eol if eol >= 0 else hit.start].rstrip().endswith("in <module>")
+
+
+def _frame_follows(text: str, pos: int, end: int) -> bool:
+    """Another traceback frame comes after ``pos`` (so a ``<module>`` frame is not the innermost:
+    the traceback is not an import chain)."""
+    nxt = text.find('File "', pos, end)
+    if nxt < 0 or text.rfind("Traceback (most recent call last)", pos, nxt) >= 0:
+        return False
+    eol = text.find("\n", nxt)
+    return '", line ' in text[nxt:eol if eol >= 0 else len(text)]  # a frame line cut mid-path does not count
+
+
+def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any],
                     error: tuple[int, str]) -> tuple[_Matched | None, str]:
-    """The signature a traceback points to when no message matched: the innermost known frame
-    (the last one printed before the error), else a known exception type."""
-    cut = "Traceback (most recent call last)" in error[1] or '", line ' in error[1]  # no message line at all
-    for kind in ("frame", "exception"):
-        near = [h for h in hints if h.pattern.engine == kind and (cut or h.start <= error[0] + 1)]
-        if not near:
+    """The signature the part of the log around the last error points to when no message matched.
+
+    Evidence from the strongest to the weakest, each independent of one message's wording: an
+    exception type on the error line; a subsystem's word on the error line (rope_scaling, PyAV,
+    c10d...); the innermost known traceback frame or source path (vllm/multimodal/video.py...),
+    which is all a cut-off excerpt has left; a subsystem's word anywhere in the traceback (a
+    ``raise`` line shows the message being built); an exception type above the error."""
+    start, end, msg_end, cut = error_region(text, error)
+    region = text[start:end]
+    hints = scan(region, sigs, hints=True)
+    for h in hints:
+        h.start += start
+        h.end += start
+    err_lo = error[0]
+    on_error = [h for h in hints if err_lo <= h.start <= msg_end]
+    in_tb = [h for h in hints if h.start <= (end if cut else msg_end)
+             and not (h.pattern.needle == "in <module>" and not _import_chain(text, h, end, cut))]
+    steps = (
+        ("exception", [h for h in on_error if h.pattern.engine == "exception"], "exception"),
+        ("topic", [h for h in on_error if h.pattern.engine == "topic"], "topic-line"),
+        ("frame", [h for h in in_tb if h.pattern.engine in ("frame", "module")], "frame"),
+        ("topic", [h for h in in_tb if h.pattern.engine == "topic"], "topic"),
+        ("exception", [h for h in in_tb if h.pattern.engine == "exception"], "exception"),
+    )
+    for _, near, why_kind in steps:
+        if why_kind == "topic-line":
+            near = sorted(near, key=lambda h: (len(h.pattern.needle), -h.start), reverse=True)
+        else:  # the innermost first; a frame name is more specific than its file
+            near = sorted(near, key=lambda h: (h.start, h.pattern.engine == "frame", len(h.pattern.needle)), reverse=True)
+        m = None
+        for hit in near:
+            sig = next(s for s in sigs if s.entry.id == hit.pattern.entry_id)
+            cand = _Matched(sig, [hit], "cause", {**base, "log": dict(context)})
+            try:  # a fix computed from the message's numbers cannot be given without them: next candidate
+                make_finding(sig.entry, "fail", cand.scope, [])
+            except (ExprError, TypeError, ValueError, AttributeError, KeyError, ZeroDivisionError):
+                continue
+            m = cand
+            break
+        if m is None:
             continue
-        hit = max(near, key=lambda h: h.start)
-        sig = next(s for s in sigs if s.entry.id == hit.pattern.entry_id)
-        m = _Matched(sig, [hit], "cause", {**base, "log": dict(context)})
-        name = hit.pattern.needle[3:] if kind == "frame" else hit.pattern.needle[:-1]
-        why = (f"the traceback was raised from `{name}`, which fails this way; the message line is missing or "
-               f"not recognised" if kind == "frame" else
-               f"the exception type `{name}` says what failed; its message is cut or not recognised")
+        hit.line = _number_lines(text, [hit.start])[hit.start]
+        hit.text = text[hit.start:min(hit.end, hit.start + EVIDENCE_CHARS * 4)]
+        needle = hit.pattern.needle
+        name = needle[3:] if hit.pattern.engine == "frame" else needle[:-1] if hit.pattern.engine == "exception" else needle
+        if hit.pattern.engine == "frame":
+            why = f"the traceback was raised from `{name}`, which fails this way; the message line is missing or not recognised"
+        elif hit.pattern.engine == "module":
+            why = f"the innermost known frame is in `{name}`, which fails this way; the message line is missing or not recognised"
+        elif hit.pattern.engine == "exception":
+            why = f"the exception type `{name}` says what failed; its message is cut or not recognised"
+        elif why_kind == "topic-line":
+            why = f"the error names `{name}`, which belongs to this failure; no signature knows this wording"
+        else:
+            why = f"the traceback around the error mentions `{name}`, which belongs to this failure; the message is missing or not recognised"
         return m, why
     return None, ""
 

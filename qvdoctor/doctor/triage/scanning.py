@@ -251,15 +251,18 @@ def _grep_index(text: str, needles: list[str]) -> _Index | None:
     return _Index("\n".join(sub_lines), sub_starts, starts)
 
 
-def scan(text: str, signatures: Iterable[Signature]) -> list[Hit]:
+def scan(text: str, signatures: Iterable[Signature], hints: bool | None = None) -> list[Hit]:
     """Every hit of every pattern (at most MAX_HITS per pattern), in log order.
 
     Each needle is one linear ``str.find`` pass. On big logs ``grep -F`` first keeps the lines
-    that contain any needle (one C pass for all needles) and the needles are searched there."""
+    that contain any needle (one C pass for all needles) and the needles are searched there.
+    ``hints`` False scans the message patterns only, True the fallback ladder's frame, module,
+    topic and exception hints only (triage runs those on the region around the last error)."""
     by_needle: dict[str, list[Pattern]] = {}
     for sig in signatures:
         for pattern in sig.patterns:
-            by_needle.setdefault(pattern.needle, []).append(pattern)
+            if hints is None or hints == (pattern.role == "hint"):
+                by_needle.setdefault(pattern.needle, []).append(pattern)
     index = _grep_index(text, list(by_needle))
     hits = [h for needle, ps in by_needle.items() for h in _scan_needle(text, needle, ps, index)]
     hits.sort(key=lambda h: (h.start, h.pattern.entry_id, h.pattern.index))
@@ -345,16 +348,18 @@ def context_numbers(text: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- last error line
 
 _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
-                  "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout")
+                  "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout",
+                  "[E", "[F", "E0", "E1", "F0", "F1")  # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _PREFIX = re.compile(
-    r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
+    r"(?:>[ \t]?){0,3}(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
     r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
     r"(?:\[[\w.]{1,80}:\d{1,6}\]|[\w.]{1,80}:\d{1,6}\])\s?)?"
 )
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
-_LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out)|(?i:cuda error): |NCCL error"
+_LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
+                        r"|^(?:>[ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|\"object\": ?\"error\"|Error code: [45]\d\d"
                         r"|Watchdog caught collective operation timeout")

@@ -23,6 +23,8 @@ MAX_EVIDENCE = 3  # evidence lines shown per finding
 EVIDENCE_CHARS = 400
 _ANSI = re.compile(r"\x1b\[[0-9;]{0,20}[A-Za-z]")
 _IDENT = re.compile(r"[A-Za-z_][\w.]{0,120}")
+_TOPIC = re.compile(r"[^\n]{3,80}")
+_MODULE = re.compile(r"[\w./-]{3,120}")
 _NUMBER = re.compile(r"[+-]?\d{1,30}(?:,\d{3}){0,10}")
 _FLOAT = re.compile(r"[+-]?\d{1,30}\.\d{1,30}")
 
@@ -59,6 +61,8 @@ class Signature:
     explains: tuple[str, ...] = ()
     frames: tuple[str, ...] = ()  # traceback frame names that point here when the message is missing
     exceptions: tuple[str, ...] = ()  # exception types that point here when no message matches
+    topics: tuple[str, ...] = ()  # words of this subsystem (rope_scaling, PyAV, c10d...) near the last error
+    modules: tuple[str, ...] = ()  # source paths of traceback frames (vllm/multimodal/video) near the last error
 
 
 def _compile(source: str, where: str) -> re.Pattern[str]:
@@ -74,7 +78,7 @@ def signature_of(entry: CheckEntry) -> Signature | None:
     if not raw:
         return None
     where = f"check entry {entry.path} [log]"
-    known = {"role", "title", "cause", "fix", "explains", "patterns", "frames", "exceptions"}
+    known = {"role", "title", "cause", "fix", "explains", "patterns", "frames", "exceptions", "topics", "modules"}
     if set(raw) - known:
         raise QvError(f"{where}: unknown key(s) {sorted(set(raw) - known)}")
     role = raw.get("role", "cause")
@@ -92,21 +96,35 @@ def signature_of(entry: CheckEntry) -> Signature | None:
             raise QvError(f"{where}: pattern {i + 1} role {prole!r} is not one of {', '.join(ROLES)}")
         patterns.append(Pattern(entry.id, i, spec["needle"], regex, prole, spec.get("engine", "any"), extras,
                                 int(spec.get("lines_before", 0)), int(spec.get("lines_after", 0))))
-    if not patterns:
-        raise QvError(f"{where}: no patterns")
     frames = tuple(raw.get("frames", ()))
     exceptions = tuple(raw.get("exceptions", ()))
+    topics = tuple(raw.get("topics", ()))
+    modules = tuple(raw.get("modules", ()))
+    if not (patterns or frames or exceptions or topics or modules):
+        raise QvError(f"{where}: no patterns")
     for name in frames + exceptions:
-        if not isinstance(name, str) or not _IDENT.fullmatch(name):
+        if not isinstance(name, str) or not (_IDENT.fullmatch(name) or (name == "<module>" and name in frames)):
             raise QvError(f"{where}: frames/exceptions take dotted Python names, not {name!r}")
+    for word in topics:
+        if not isinstance(word, str) or not _TOPIC.fullmatch(word):
+            raise QvError(f"{where}: topics take a literal word or phrase of 3-80 characters, not {word!r}")
+    for path in modules:
+        if not isinstance(path, str) or not _MODULE.fullmatch(path):
+            raise QvError(f"{where}: modules take a source path fragment (vllm/multimodal/video), not {path!r}")
     n = len(patterns)
     for k, name in enumerate(frames):  # 'File "...", line 231, in _check_if_gpu_supports_dtype'
         patterns.append(Pattern(entry.id, n + k, f"in {name}", _compile(
-            r'File "[^"\n]{0,400}", line \d{1,7}, in ' + re.escape(name) + r'\b', where), HINT, "frame"))
+            r'File "[^"\n]{0,400}", line \d{1,7}, in ' + re.escape(name) + r'(?!\w)', where), HINT, "frame"))
     n = len(patterns)
     for k, name in enumerate(exceptions):  # 'torch.OutOfMemoryError: CUDA out of' (message cut)
         patterns.append(Pattern(entry.id, n + k, f"{name}:", _compile(
             r'(?m)(?:^|[\s:\]|>)])' + re.escape(name) + ':', where), HINT, "exception"))
+    n = len(patterns)
+    for k, path in enumerate(modules):  # 'File ".../vllm/multimodal/video.py", line 193, in load_bytes' (also cut mid-line)
+        patterns.append(Pattern(entry.id, n + k, path, _compile(r'File "[^"\n]{0,400}?' + re.escape(path), where), HINT, "module"))
+    n = len(patterns)
+    for k, word in enumerate(topics):  # 'ImportError: PyAV is not installed', 'raise KeyError("rope_type")'
+        patterns.append(Pattern(entry.id, n + k, word, None, HINT, "topic"))
     fix = entry.fix
     if "fix" in raw:
         try:
@@ -116,7 +134,7 @@ def signature_of(entry: CheckEntry) -> Signature | None:
     view = dataclasses.replace(entry, title=raw.get("title", entry.title), cause=raw.get("cause", entry.cause), fix=fix)
     if isinstance(role, str) and role.startswith("="):
         compile_expr(role[1:])
-    return Signature(view, tuple(patterns), role, tuple(raw.get("explains", ())), frames, exceptions)
+    return Signature(view, tuple(patterns), role, tuple(raw.get("explains", ())), frames, exceptions, topics, modules)
 
 
 @functools.lru_cache(maxsize=4)
