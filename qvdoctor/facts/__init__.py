@@ -6,6 +6,6 @@ __all__ = ["Facts", "load_facts", "gather"]
 
 
 def gather(*, probe: bool = False, scan_libraries: bool = True, probe_timeout: float = 60.0) -> Facts:
-    from qvdoctor.facts.gather import gather as _gather
+    from qvdoctor.facts.live import gather as _gather
 
     return _gather(probe=probe, scan_libraries=scan_libraries, probe_timeout=probe_timeout)
