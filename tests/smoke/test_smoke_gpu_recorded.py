@@ -16,7 +16,7 @@ from qvdoctor.facts.snapshot import load_facts
 from qvdoctor.launch import Launch
 from qvdoctor.model.info import load_model_info
 from qvdoctor.plan import PlanSettings, make_plan, plan_for
-from qvdoctor.prescription import settings_with
+from qvdoctor.prescription import judge, settings_with
 
 ROOT = Path(__file__).resolve().parents[2]
 GPU = ROOT / "tests" / "logs" / "real" / "gpu"
@@ -101,3 +101,21 @@ def test_plan_of_each_attempts_own_launch_matches_vllm(run, n):
     gib, tokens = _vllm_numbers((GPU / run / f"attempt-{n}" / "engine.log").read_text())
     assert abs(plan.available_kv_bytes / 2**30 - gib) < 0.06, (plan.runner, plan.available_kv_bytes / 2**30, gib)
     assert abs(plan.kv_capacity_tokens - tokens) / tokens < 0.005
+
+
+#: run, attempt -> what the checks before launch say of that attempt's launch (the GPU's verdict:
+#: attempt 1 of toolong failed at start, attempt 1 of encoder-oom at the first long video)
+BEFORE_LAUNCH = {("smoke-toolong", 1): {"max-model-len-does-not-fit": "fail"}, ("smoke-toolong", 2): {},
+                 ("smoke-encoder-oom", 1): {"vision-encoder-oom-v2": "warn"}, ("smoke-encoder-oom", 2): {},
+                 ("smoke-serve", 1): {}}
+
+
+@pytest.mark.parametrize("run,n", sorted(BEFORE_LAUNCH))
+def test_checks_before_launch_flag_exactly_the_attempts_that_failed_on_the_gpu(run, n):
+    attempt = _report(run)["attempts"][n - 1]
+    assert attempt["ok"] is (not BEFORE_LAUNCH[(run, n)])
+    launch = Launch(attempt["flags"], attempt["env"])
+    info = load_model_info(str(M7))
+    plan = make_plan(info, FACTS, settings_with(PlanSettings(vllm_version="0.26.0"), launch))
+    flagged = {f.id: f.status for f in judge(FACTS, info, launch, plan) if f.status in ("fail", "warn")}
+    assert flagged == BEFORE_LAUNCH[(run, n)]
