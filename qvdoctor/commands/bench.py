@@ -36,6 +36,7 @@ def bench(
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds one request may take."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="Tokens generated per request (ignore_eos is set)."),
     no_ignore_eos: bool = typer.Option(False, "--no-ignore-eos", help="Do not send vLLM's ignore_eos (servers that reject it)."),
+    extra_body: Optional[str] = typer.Option(None, "--extra-body", metavar="JSON", help="A JSON object merged into every request body (e.g. '{\"top_k\": 1}')."),
     slo: Optional[str] = typer.Option(None, "--slo", metavar="ttft=500ms,tpot=50ms", help="SLOs on the p90 (ttft, tpot, itl, e2e; ms or s; ttft_p99=... picks a percentile)."),
     full_sweep: bool = typer.Option(False, "--full-sweep", help="Measure every load, also past saturation (no early stop)."),
     no_ceiling: bool = typer.Option(False, "--no-ceiling", help="Skip the client-ceiling measurement."),

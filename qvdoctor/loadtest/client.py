@@ -155,6 +155,11 @@ async def _run(conn: Connection, path: str, body: bytes, res: RequestResult) -> 
     if error:
         raise HttpError(f"error in the stream: {error}", 200)
     if chunks == 0:
+        made = (usage or {}).get("completion_tokens")
+        if made:  # random (dummy) weights sample ids the tokenizer spells as "": no text, no timing
+            raise HttpError(f"the server generated {made} tokens but streamed no text (random weights? their ids may "
+                            "decode to nothing): restrict sampling to spellable ids with --extra-body "
+                            "'{\"allowed_token_ids\": [...]}'", 200)
         raise HttpError("the stream ended without any generated content", 200)
     res.ttft = first - st
     res.e2e = end - st
@@ -166,8 +171,9 @@ async def _run(conn: Connection, path: str, body: bytes, res: RequestResult) -> 
     res.ok = True
 
 
-def chat_body(model: str, content: list[dict[str, Any]], max_tokens: int, ignore_eos: bool = True) -> bytes:
-    """A streaming chat request with usage in the last chunk."""
+def chat_body(model: str, content: list[dict[str, Any]], max_tokens: int, ignore_eos: bool = True,
+              extra: dict[str, Any] | None = None) -> bytes:
+    """A streaming chat request with usage in the last chunk; ``extra`` (``--extra-body``) on top."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": content}],
@@ -178,4 +184,5 @@ def chat_body(model: str, content: list[dict[str, Any]], max_tokens: int, ignore
     }
     if ignore_eos:
         body["ignore_eos"] = True
+    body.update(extra or {})
     return json.dumps(body, separators=(",", ":")).encode()

@@ -62,6 +62,18 @@ def _plan_settings(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _extra_body(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise QvError(f"--extra-body is not JSON: {exc}", """e.g. --extra-body '{"top_k": 1}'""") from None
+    if not isinstance(value, dict):
+        raise QvError("--extra-body must be a JSON object", """e.g. --extra-body '{"top_k": 1}'""")
+    return value
+
+
 def options(o: dict[str, Any]) -> Any:
     from qvdoctor.loadtest.httpclient import Endpoint
     from qvdoctor.loadtest.media import spec_for
@@ -93,6 +105,7 @@ def options(o: dict[str, Any]) -> Any:
     elif o.get("plan_setting"):
         raise QvError("--plan-setting needs --plan-model", "name the checkpoint directory to plan from")
     return BenchOptions(
+        extra_body=_extra_body(o.get("extra_body")),
         url=o["url"].rstrip("/"), model=o.get("model"), media=media, loads=loads, mode=mode,
         requests=o.get("requests"), duration=o.get("duration"), max_tokens=o.get("max_tokens") or 64,
         slos=parse_slos(o.get("slo")), max_time=o.get("max_time") or 1800.0, timeout=o.get("timeout") or 600.0,

@@ -36,6 +36,7 @@ class BenchOptions:
     prompt: str | None = None
     ceiling: bool = True
     ignore_eos: bool = True
+    extra_body: dict[str, Any] = field(default_factory=dict)
     plan_capacity: dict[str, Any] | None = None
     seed: int | None = None
     stop_early: bool = True
@@ -45,14 +46,14 @@ class Bodies:
     """Request bodies by number, made ahead of each point (media encoding stays out of the
     measured time)."""
 
-    def __init__(self, factory: MediaFactory, model: str, max_tokens: int, ignore_eos: bool):
-        self.factory, self.model, self.max_tokens, self.ignore_eos = factory, model, max_tokens, ignore_eos
+    def __init__(self, factory: MediaFactory, model: str, max_tokens: int, ignore_eos: bool, extra: dict[str, Any]):
+        self.factory, self.model, self.max_tokens, self.ignore_eos, self.extra = factory, model, max_tokens, ignore_eos, extra
         self.cache: dict[int, bytes] = {}
 
     def prepare(self, first: int, count: int) -> None:
         for k in range(first, first + count):
             if k not in self.cache:
-                self.cache[k] = chat_body(self.model, self.factory.content(k), self.max_tokens, self.ignore_eos)
+                self.cache[k] = chat_body(self.model, self.factory.content(k), self.max_tokens, self.ignore_eos, self.extra)
 
     def __call__(self, k: int) -> bytes:
         if k not in self.cache:
@@ -71,8 +72,8 @@ async def _run(o: BenchOptions, log: Callable[[str], None], state: dict[str, Any
         raise QvError(f"cannot read the served model from {o.url}/models", "pass --model NAME (the server's --served-model-name)")
     state["model"] = model
     factory = MediaFactory(o.media, o.prompt, o.seed)
-    bodies = Bodies(factory, model, o.max_tokens, o.ignore_eos)
-    base = await sw.text_baseline(o.url, model, factory.text_only())
+    bodies = Bodies(factory, model, o.max_tokens, o.ignore_eos, o.extra_body)
+    base = await sw.text_baseline(o.url, model, factory.text_only(), o.extra_body)
     if not base.ok:
         raise QvError(f"the server at {o.url} did not answer a streaming chat request: {base.error}",
                       "check --url (it ends in /v1) and --model; is the server up?")

@@ -207,12 +207,13 @@ def past_saturation(points: list[dict[str, Any]], slos: list[Slo]) -> str | None
     return None
 
 
-async def text_baseline(url: str, model: str, content: list[dict[str, Any]], timeout: float = 120.0) -> RequestResult:
+async def text_baseline(url: str, model: str, content: list[dict[str, Any]], extra: dict[str, Any] | None = None,
+                        timeout: float = 120.0) -> RequestResult:
     """One text-only request with the same prompt text: its prompt_tokens are the text part."""
     endpoint = Endpoint.parse(url)
     conn = Connection(endpoint)
     try:
-        return await stream_chat(conn, requests_path(url), chat_body(model, content, 2), timeout)
+        return await stream_chat(conn, requests_path(url), chat_body(model, content, 2, extra=extra), timeout)
     finally:
         conn.close()
 

@@ -8,6 +8,8 @@
   start/end, as Qwen2.5-VL's template) in ``usage.prompt_tokens``; ``--misreport-usage K``
   adds K tokens per media item to the prompt count (the switch the usage check must catch);
 * ``--fail-every K``: every K-th request is answered HTTP 500 at once;
+* ``--unspellable``: like random (dummy) weights with a small tokenizer, every token decodes to
+  "" (usage still counts them) unless the request restricts sampling with ``allowed_token_ids``;
 * ``/metrics`` in vLLM 0.32's names (``--metric-names old``: the pre-0.10 ``gpu_`` names),
   with the multimodal cache counting a repeated media URL as a hit.
 
@@ -68,6 +70,7 @@ class Config:
     metric_names: str = "new"
     kv_blocks: int = 1000
     block_size: int = 16
+    unspellable: bool = False
 
 
 class State:
@@ -139,6 +142,7 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
     arrival = time.perf_counter()
     max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 16)
     prompt = _prompt_tokens(state, body)
+    word = "" if cfg.unspellable and not body.get("allowed_token_ids") else "t%d "
     state.waiting += 1
     if state.sem is not None:
         await state.sem.acquire()
@@ -151,13 +155,13 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
         role = _chunk(b"data: " + (head + '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}').encode() + b"\n\n")
         first = last = None
         if cfg.ttft <= 0 and cfg.tpot <= 0:  # do-nothing: the whole stream in one write (the client is what is measured)
-            key = (max_tokens, prompt)
+            key = (max_tokens, prompt, word)
             blob = state.blobs.get(key)
             if blob is None:
                 parts = [role]
                 for i in range(max_tokens):
                     fin = '"length"' if i == max_tokens - 1 else "null"
-                    parts.append(_chunk(b"data: " + (head + '{"index":0,"delta":{"content":"t%d "},"finish_reason":%s}]}' % (i, fin)).encode() + b"\n\n"))
+                    parts.append(_chunk(b"data: " + (head + '{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}' % (word.replace("%d", str(i)), fin)).encode() + b"\n\n"))
                 usage = {"prompt_tokens": prompt, "completion_tokens": max_tokens, "total_tokens": prompt + max_tokens}
                 parts.append(_chunk(b"data: " + (head + '],"usage":' + json.dumps(usage) + "}").encode() + b"\n\n"))
                 parts.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
@@ -174,7 +178,7 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
             if wait > 0:
                 await asyncio.sleep(wait)
             fin = '"length"' if i == max_tokens - 1 else "null"
-            ev = head + '{"index":0,"delta":{"content":"t%d "},"finish_reason":%s}]}' % (i, fin)
+            ev = head + '{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}' % (word.replace("%d", str(i)), fin)
             if i == 0:  # like vLLM: the role chunk goes out with the first token, not before
                 writer.write(role)
             writer.write(_chunk(b"data: " + ev.encode() + b"\n\n"))
@@ -273,9 +277,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--metric-names", choices=("new", "old"), default="new")
     ap.add_argument("--kv-blocks", type=int, default=1000)
     ap.add_argument("--block-size", type=int, default=16)
+    ap.add_argument("--unspellable", action="store_true")
     a = ap.parse_args(argv)
     cfg = Config(a.model, a.slots, a.ttft, a.tpot, a.visual_tokens, a.misreport_usage, a.fail_every, a.metric_names,
-                 a.kv_blocks, a.block_size)
+                 a.kv_blocks, a.block_size, a.unspellable)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         import uvloop  # type: ignore[import-not-found]

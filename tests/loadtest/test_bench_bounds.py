@@ -26,6 +26,8 @@ from tests.loadtest.benchfix import CLIP, CLIP_TOKENS, server
     (["--url", "http://127.0.0.1:9/v1", "--slo", "ttft=fast"], "is not KEY=TIME"),
     (["--url", "http://127.0.0.1:9/v1", "--synthetic-video", "4s"], "is not SECONDS@WxH"),
     (["--url", "http://127.0.0.1:9/v1", "--concurrency", "1", "--no-ceiling"], "cannot read the served model"),
+    (["--url", "http://127.0.0.1:9/v1", "--extra-body", "{top_k: 1}"], "--extra-body is not JSON"),
+    (["--url", "http://127.0.0.1:9/v1", "--extra-body", "[1]"], "--extra-body must be a JSON object"),
 ])
 def test_bad_input_is_one_line_and_exit_3(args, words):
     res = run_qvdoctor("bench", *args, timeout=60)
@@ -88,3 +90,19 @@ def test_monitor_once_json_reads_each_releases_names(names, kv_name):
 def test_monitor_unreachable_server_is_exit_3():
     res = run_qvdoctor("monitor", "--url", "http://127.0.0.1:9", "--once", "--json", timeout=60)
     assert res.returncode == 3 and "cannot read" in json.loads(res.stdout)["error"]["message"]
+
+
+def test_random_weights_that_spell_nothing_are_named_and_extra_body_gets_past_them():
+    """Recorded on the GPU host: vLLM with --load-format dummy streamed 64 tokens of "" per
+    request, and bench stopped with "the stream ended without any generated content"."""
+    with server("--unspellable", "--ttft", "0.01", "--tpot", "0.002") as url:
+        res = run_qvdoctor("bench", "--url", url, "--concurrency", "1", "--requests", "2", "--max-tokens", "8",
+                           "--no-ceiling", timeout=120)
+        assert res.returncode == 3
+        first = res.stderr.splitlines()[0]
+        assert "generated" in first and "streamed no text" in first and "allowed_token_ids" in first, res.stderr
+        res = run_qvdoctor("bench", "--url", url, "--concurrency", "1", "--requests", "2", "--max-tokens", "8",
+                           "--no-ceiling", "--json", "--extra-body", '{"allowed_token_ids": [100, 101, 102]}', timeout=120)
+        assert res.returncode == 0, res.stderr[-2000:]
+        point = json.loads(res.stdout)["points"][0]
+        assert point["ok"] == 2 and point["errors"] == 0 and point["output_tok_per_s"] > 0
