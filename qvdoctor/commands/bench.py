@@ -45,7 +45,7 @@ def bench(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the media nonce and arrival times."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     report: Optional[str] = typer.Option(None, "--report", metavar="DIR", help="Write report.md, points.csv, PNG plots and report.html to DIR."),
-    from_json: Optional[str] = typer.Option(None, "--from-json", metavar="FILE", help="Measure nothing: render the result a --json run saved in FILE (with --report DIR: the report files; the table; --json: the result again). Exit codes as that run's."),
+    from_json: Optional[str] = typer.Option(None, "--from-json", metavar="FILE", help="Measure nothing: render the result a --json run saved in FILE (with --report DIR: the report files; the table; --json: the result again). Exit codes from the saved points, as after a run."),
 ) -> int:
     from qvdoctor.loadtest.command import run
 

@@ -155,7 +155,7 @@ def run(o: dict[str, Any]) -> int:
         print(json.dumps(result, indent=2))
     else:
         render_text(result)
-    if result.get("interrupted"):
+    if result.get("interrupted") and not o.get("from_json"):
         print("error: interrupted (the points measured so far are above" + (" and in the report)" if o.get("report") else ")"), file=sys.stderr)
         return 130
     if result["slo"] and result["knee"] and result["knee"].get(result["mode"]) is None:
