@@ -8,7 +8,12 @@ pinned to another single CPU (``taskset``), so a client's ceiling is what one CP
   of ``--max-tokens`` tokens: requests/s each client completes;
 * points below saturation: the server with fixed TTFT and time per token and more slots than
   the load; at each concurrency both clients' req/s, TTFT p50 and TPOT p50 (they should agree:
-  both are then measuring the server, not themselves).
+  both are then measuring the server, not themselves), and what the server itself recorded for
+  the same requests (``GET /debug/requests``: ``time.perf_counter()`` stamps, CLOCK_MONOTONIC, the
+  clock every process on this machine shares). For ``vllm bench serve`` (``--save-detailed``:
+  per-request ``start_times`` and ``ttfts``; its ``x-request-id`` header names each request on the
+  server) each TTFT is split into send (its timer start -> the server has read the request
+  head), server (head -> first token written) and receive (first token written -> its timer).
 
 Both tools run through their own command lines (``qvdoctor bench --json``, ``vllm bench serve
 --save-result``). Usage: python bench/bench_client.py [--requests 3000] [--max-tokens 64]
@@ -64,7 +69,20 @@ def run_qvdoctor(url: str, conc: int, requests: int, max_tokens: int, cpu: int) 
             "ok": p["ok"], "requests": p["requests"], "output_tok_per_s": p["output_tok_per_s"]}
 
 
-def run_vllm(url: str, conc: int, requests: int, max_tokens: int, cpu: int, tok: str) -> dict:
+def server_records(url: str) -> list[dict]:
+    """The test server's own record of each timed request since the last call (then cleared)."""
+    from qvdoctor.loadtest.httpclient import Endpoint, get
+
+    status, body = asyncio.run(get(Endpoint.parse(url), "/debug/requests?clear=1"))
+    assert status == 200, status
+    return json.loads(body)["requests"]
+
+
+def p50_ms(xs: list[float]) -> float | None:
+    return round(statistics.median(xs) * 1000, 3) if xs else None
+
+
+def run_vllm(url: str, conc: int, requests: int, max_tokens: int, cpu: int, tok: str, detailed: bool = False) -> dict:
     base = url.rsplit("/v1", 1)[0]
     with tempfile.TemporaryDirectory() as d:
         cmd = [*pin(cpu), *vllm_cli(), "bench", "serve", "--backend", "openai-chat", "--endpoint", "/v1/chat/completions",
@@ -72,15 +90,40 @@ def run_vllm(url: str, conc: int, requests: int, max_tokens: int, cpu: int, tok:
                "--random-input-len", "16", "--random-output-len", str(max_tokens), "--ignore-eos",
                "--num-prompts", str(requests), "--max-concurrency", str(conc), "--request-rate", "inf",
                "--disable-tqdm", "--save-result", "--result-dir", d, "--result-filename", "r.json",
-               "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99"]
+               "--percentile-metrics", "ttft,tpot,itl,e2el", "--metric-percentiles", "50,90,99",
+               *(["--save-detailed"] if detailed else [])]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=d, timeout=900)
         path = Path(d) / "r.json"
         if not path.exists():
             raise SystemExit("vllm bench serve failed:\n" + (out.stdout + out.stderr)[-4000:])
         r = json.loads(path.read_text())
-    return {"req_per_s": round(r["completed"] / r["duration"], 4), "ttft_p50_ms": r["median_ttft_ms"],
-            "tpot_p50_ms": r["median_tpot_ms"], "ok": r["completed"], "requests": requests,
-            "output_tok_per_s": r["output_throughput"]}
+    out = {"req_per_s": round(r["completed"] / r["duration"], 4), "ttft_p50_ms": r["median_ttft_ms"],
+           "tpot_p50_ms": r["median_tpot_ms"], "ok": r["completed"], "requests": requests,
+           "output_tok_per_s": r["output_throughput"]}
+    if detailed:  # request i carries x-request-id "<prefix>-i" (vllm/benchmarks/datasets)
+        out["_detail"] = list(zip(r["start_times"], r["ttfts"]))
+    return out
+
+
+def with_server_record(url: str, run: dict, max_tokens: int) -> dict:
+    """Add what the server recorded for the requests of ``run`` (made just before, records cleared
+    before it): its own TTFT p50 (request head read -> first token written); for a run with
+    per-request detail, the send / server / receive split of the client's TTFT (p50s). Only the
+    measured requests count: not qvdoctor's 2-token text baseline, nor vllm bench serve's
+    untagged initial test request."""
+    detailed = "_detail" in run
+    recs = [r for r in server_records(url) if r["tokens"] == max_tokens and (r.get("id") or not detailed)]
+    run["server_ttft_p50_ms"] = p50_ms([r["first"] - r["head"] for r in recs])
+    run["server_requests"] = len(recs)
+    detail = run.pop("_detail", None)
+    if detail is not None:
+        by_id = {int(r["id"].rsplit("-", 1)[1]): r for r in recs}
+        rows = [(st, ttft, by_id[i]) for i, (st, ttft) in enumerate(detail) if i in by_id]
+        run["ttft_split_p50_ms"] = {"send": p50_ms([s["head"] - st for st, _, s in rows]),
+                                    "server": p50_ms([s["first"] - s["head"] for _, _, s in rows]),
+                                    "receive": p50_ms([st + t - s["first"] for st, t, s in rows]),
+                                    "matched": len(rows)}
+    return run
 
 
 def run_httpx(url: str, conc: int, requests: int, max_tokens: int, cpu: int) -> dict:
@@ -109,24 +152,15 @@ asyncio.run(main())
     return json.loads(out.stdout)
 
 
-def server_ttft_ms(url: str, fn):
-    """Run ``fn`` and return (its result, the server's own mean TTFT over that run in ms)."""
-    from qvdoctor.loadtest import vllm_metrics as vm
-    from qvdoctor.loadtest.httpclient import Endpoint
-    from qvdoctor.loadtest.sweep import scrape
-
-    ep = Endpoint.parse(url)
-    before = asyncio.run(scrape(ep))
-    out = fn()
-    after = asyncio.run(scrape(ep))
-    h = vm.histogram(after, "ttft", before)
-    return out, (round(h.mean * 1000, 3) if h and h.mean is not None else None)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--requests", type=int, default=10000, help="requests per ceiling measurement (httpx: a tenth)")
-    ap.add_argument("--point-requests", type=int, default=64, help="requests per point below saturation")
+    ap.add_argument("--point-requests", type=int, default=64, help="requests per point below saturation (at least)")
+    ap.add_argument("--waves", type=int, default=16,
+                    help="at least this many requests per worker at each point (the first wave, which opens the "
+                         "connections, is then at most 1/waves of the requests)")
+    ap.add_argument("--point-rounds", type=int, default=3, help="rounds per point below saturation (the medians are reported)")
+    ap.add_argument("--points-only", action="store_true", help="skip the ceiling rounds")
     ap.add_argument("--max-tokens", type=int, default=64)
     ap.add_argument("--concurrency", type=int, default=64, help="concurrency of the ceiling measurement")
     ap.add_argument("--points", default="1,4,16", help="concurrencies below saturation")
@@ -141,6 +175,19 @@ def main() -> None:
     tok = tokenizer_dir()
     res: dict = {"cpus": len(cpus), "server_cpu": server_cpu, "client_cpu": client_cpu, "max_tokens": a.max_tokens}
     print(f"server on CPU {server_cpu}, each client on CPU {client_cpu}; {a.max_tokens} tokens per request", flush=True)
+    if not a.points_only:
+        res.update(ceiling(a, server_cpu, client_cpu, tok))
+    if a.ceiling_only:
+        if a.json:
+            Path(a.json).write_text(json.dumps(res, indent=2))
+        return
+    res["points"] = below_saturation(a, server_cpu, client_cpu, tok)
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2))
+
+
+def ceiling(a: argparse.Namespace, server_cpu: int, client_cpu: int, tok: str) -> dict:
+    res: dict = {}
     with spawn("--model", MODEL, cpu=server_cpu) as url:
         rounds: dict[str, list[dict]] = {"qvdoctor": [], "vllm bench serve": [], "httpx": []}
         for r in range(a.repeat):
@@ -157,28 +204,47 @@ def main() -> None:
         res["ceiling_rounds"] = rounds
         res["ceiling_median_req_per_s"] = med
         res["ceiling_ratio_vs_vllm"] = round(ratio, 3)
-    if a.ceiling_only:
-        if a.json:
-            Path(a.json).write_text(json.dumps(res, indent=2))
-        return
+    return res
+
+
+def below_saturation(a: argparse.Namespace, server_cpu: int, client_cpu: int, tok: str) -> list[dict]:
+    """Each concurrency: ``a.point_rounds`` rounds, the two clients one after the other (which
+    goes first alternates); the medians over the rounds, and every round's numbers."""
     points = []
     with spawn("--model", MODEL, "--slots", "1000", "--ttft", str(a.ttft), "--tpot", str(a.tpot), cpu=server_cpu) as url:
         for c in [int(x) for x in a.points.split(",")]:
-            n = max(a.point_requests, 4 * c)
-            q, q_srv = server_ttft_ms(url, lambda: run_qvdoctor(url, c, n, a.max_tokens, client_cpu))
-            v, v_srv = server_ttft_ms(url, lambda: run_vllm(url, c, n, a.max_tokens, client_cpu, tok))
-            row = {"concurrency": c, "qvdoctor": q, "vllm": v, "req_ratio": round(q["req_per_s"] / v["req_per_s"], 3),
-                   "server_ttft_mean_ms": {"qvdoctor_run": q_srv, "vllm_run": v_srv},
+            n = max(a.point_requests, a.waves * c)
+            runs: dict[str, list[dict]] = {"qvdoctor": [], "vllm": []}
+            server_records(url)
+            for r in range(a.point_rounds):
+                for k in (("qvdoctor", "vllm") if r % 2 == 0 else ("vllm", "qvdoctor")):
+                    run = (run_qvdoctor(url, c, n, a.max_tokens, client_cpu) if k == "qvdoctor"
+                           else run_vllm(url, c, n, a.max_tokens, client_cpu, tok, detailed=True))
+                    runs[k].append(with_server_record(url, run, a.max_tokens))
+            med = {k: {m: round(statistics.median(x[m] for x in v), 4)
+                       for m in ("req_per_s", "ttft_p50_ms", "tpot_p50_ms", "server_ttft_p50_ms")} for k, v in runs.items()}
+            med["vllm"]["ttft_split_p50_ms"] = {part: round(statistics.median(x["ttft_split_p50_ms"][part] for x in runs["vllm"]), 3)
+                                                for part in ("send", "server", "receive")}
+            q, v = med["qvdoctor"], med["vllm"]
+            ratios = [x["req_per_s"] / y["req_per_s"] for x, y in zip(runs["qvdoctor"], runs["vllm"])]
+            row = {"concurrency": c, "requests": n, "rounds": a.point_rounds, "qvdoctor": q, "vllm": v,
+                   "req_ratio": round(statistics.median(ratios), 4), "req_ratio_rounds": [round(x, 4) for x in ratios],
                    "ttft_diff_pct": round(100 * (q["ttft_p50_ms"] - v["ttft_p50_ms"]) / v["ttft_p50_ms"], 2),
-                   "tpot_diff_pct": round(100 * (q["tpot_p50_ms"] - v["tpot_p50_ms"]) / v["tpot_p50_ms"], 2)}
+                   "tpot_diff_pct": round(100 * (q["tpot_p50_ms"] - v["tpot_p50_ms"]) / v["tpot_p50_ms"], 2),
+                   "runs": runs}
+            for k in ("qvdoctor", "vllm"):  # each client's TTFT against the server's own for the same requests
+                srv = med[k]["server_ttft_p50_ms"]
+                med[k]["ttft_vs_server_pct"] = round(100 * (med[k]["ttft_p50_ms"] - srv) / srv, 2)
             points.append(row)
-            print(f"c={c:3d}  req/s {q['req_per_s']:7.2f} vs {v['req_per_s']:7.2f} ({row['req_ratio']:.3f}x)  "
+            sp = v["ttft_split_p50_ms"]
+            print(f"c={c:3d} n={n} x{a.point_rounds}  req/s {q['req_per_s']:7.2f} vs {v['req_per_s']:7.2f} "
+                  f"({row['req_ratio']:.3f}x; rounds {', '.join(f'{x:.3f}' for x in ratios)})  "
                   f"TTFT p50 {q['ttft_p50_ms']:.2f} vs {v['ttft_p50_ms']:.2f} ms ({row['ttft_diff_pct']:+.2f} %)  "
                   f"TPOT p50 {q['tpot_p50_ms']:.3f} vs {v['tpot_p50_ms']:.3f} ms ({row['tpot_diff_pct']:+.2f} %)  "
-                  f"server's own TTFT mean {q_srv} / {v_srv} ms", flush=True)
-    res["points"] = points
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+                  f"server's own TTFT p50 {q['server_ttft_p50_ms']} / {v['server_ttft_p50_ms']} ms "
+                  f"(client vs server {q['ttft_vs_server_pct']:+.2f} % / {v['ttft_vs_server_pct']:+.2f} %); "
+                  f"vllm split send/server/receive {sp['send']}/{sp['server']}/{sp['receive']} ms", flush=True)
+    return points
 
 
 if __name__ == "__main__":

@@ -15,13 +15,14 @@ def register(app: typer.Typer) -> None:
             "video/image (unique per request), sweep concurrency or rate, find the knee, and set "
             "it next to the plan's prediction. Exit 0: fine, 1: warnings (usage mismatch, failed "
             "requests, client-bound points), 2: no point met the SLOs, 3: could not run; 130: "
-            "interrupted (points so far written)."
+            "interrupted (points so far written). --from-json FILE --report DIR renders a saved "
+            "--json result (e.g. from a host without matplotlib) without measuring."
         ),
     )(bench)
 
 
 def bench(
-    url: str = typer.Option(..., "--url", help="The server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1."),
+    url: Optional[str] = typer.Option(None, "--url", help="The server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1 (required unless --from-json)."),
     model: Optional[str] = typer.Option(None, "--model", help="Served model name (default: the first of /v1/models)."),
     video: Optional[str] = typer.Option(None, "--video", help="A video file to send (as a data: URL, made unique per request)."),
     image: Optional[str] = typer.Option(None, "--image", help="An image file to send."),
@@ -45,6 +46,7 @@ def bench(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the media nonce and arrival times."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     report: Optional[str] = typer.Option(None, "--report", metavar="DIR", help="Write report.md, points.csv, PNG plots and report.html to DIR."),
+    from_json: Optional[str] = typer.Option(None, "--from-json", metavar="FILE", help="Measure nothing: render the result a --json run saved in FILE (with --report DIR: the report files; the table; --json: the result again). Exit codes from the saved points, as after a run."),
 ) -> int:
     from qvdoctor.loadtest.command import run
 

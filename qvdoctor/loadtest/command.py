@@ -62,6 +62,12 @@ def _plan_settings(items: list[str]) -> dict[str, Any]:
     return out
 
 
+# the options that make a measurement; --from-json only renders, so none of them may come with it
+MEASURE_OPTIONS = ("url", "model", "video", "image", "synthetic_video", "same_media", "prompt", "concurrency", "rate",
+                   "requests", "duration", "no_ignore_eos", "slo", "full_sweep", "no_ceiling", "plan_model",
+                   "plan_setting", "seed", "extra_body")
+
+
 def _extra_body(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
@@ -80,6 +86,8 @@ def options(o: dict[str, Any]) -> Any:
     from qvdoctor.loadtest.predict import plan_capacity
     from qvdoctor.loadtest.run import BenchOptions
 
+    if not o.get("url"):
+        raise QvError("--url is missing", "e.g. --url http://127.0.0.1:8000/v1 (or --from-json FILE --report DIR to render a saved result)")
     try:
         Endpoint.parse(o["url"])
     except ValueError:
@@ -114,24 +122,53 @@ def options(o: dict[str, Any]) -> Any:
     )
 
 
+def load_result(path: str) -> dict[str, Any]:
+    """A result saved from ``qvdoctor bench --json`` (stdout), or a report's result.json."""
+    try:
+        text = open(path, encoding="utf-8").read()
+    except OSError as exc:
+        raise QvError(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        result = json.loads(text)
+    except ValueError as exc:
+        raise QvError(f"{path} is not JSON ({exc})", "save the output of: qvdoctor bench ... --json > FILE") from None
+    if isinstance(result, dict) and "error" in result and "points" not in result:
+        err = result["error"]
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        raise QvError(f"{path} holds a failed run, not a result: {msg}")
+    if not isinstance(result, dict) or not isinstance(result.get("points"), list) or result.get("mode") not in ("concurrency", "rate"):
+        raise QvError(f"{path} is not a qvdoctor bench result (no points/mode)", "save the output of: qvdoctor bench ... --json > FILE")
+    result.pop("report_files", None)  # those of the machine that measured
+    return result
+
+
 def run(o: dict[str, Any]) -> int:
     from qvdoctor.loadtest.report import render_text, write_report
     from qvdoctor.loadtest.run import run_bench
 
     as_json = bool(o.get("json_out"))
-    opts = options(o)  # errors: one line, and qvdoctor.cli's JSON error object under --json
-    result = run_bench(opts, (lambda m: print(m, file=sys.stderr, flush=True)))
+    if o.get("from_json"):
+        given = [k for k in MEASURE_OPTIONS if o.get(k) not in (None, False, [])]
+        if given:
+            raise QvError(f"--from-json renders a saved result and measures nothing: --{given[0].replace('_', '-')} does not go with it",
+                          "qvdoctor bench --from-json result.json --report DIR")
+        result = load_result(o["from_json"])
+    else:
+        opts = options(o)  # errors: one line, and qvdoctor.cli's JSON error object under --json
+        result = run_bench(opts, (lambda m: print(m, file=sys.stderr, flush=True)))
     if o.get("report"):
         try:
             written = write_report(result, o["report"])
             result["report_files"] = written
         except QvError as exc:
+            if o.get("from_json"):  # rendering is all this run does
+                raise
             print(f"warning: {exc.message}", file=sys.stderr)
     if as_json:
         print(json.dumps(result, indent=2))
     else:
         render_text(result)
-    if result.get("interrupted"):
+    if result.get("interrupted") and not o.get("from_json"):
         print("error: interrupted (the points measured so far are above" + (" and in the report)" if o.get("report") else ")"), file=sys.stderr)
         return 130
     if result["slo"] and result["knee"] and result["knee"].get(result["mode"]) is None:

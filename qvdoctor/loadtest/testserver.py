@@ -11,7 +11,15 @@
 * ``--unspellable``: like random (dummy) weights with a small tokenizer, every token decodes to
   "" (usage still counts them) unless the request restricts sampling with ``allowed_token_ids``;
 * ``/metrics`` in vLLM 0.32's names (``--metric-names old``: the pre-0.10 ``gpu_`` names),
-  with the multimodal cache counting a repeated media URL as a hit.
+  with the multimodal cache counting a repeated media URL as a hit;
+* ``GET /debug/requests``: what the server itself did for each timed request (``--ttft`` or
+  ``--tpot`` set), as ``time.perf_counter()`` values — on Linux CLOCK_MONOTONIC, the same clock
+  in every process, so a client on this machine can set them against its own: ``head`` (request
+  headers read), ``arrival`` (body read and parsed), ``admit`` (got a slot), ``first`` (first
+  token written), ``last`` (last token written), ``end`` (the stream's last byte written),
+  ``itl`` (the gaps between token writes), ``tokens``, ``id`` (the client's ``x-request-id``
+  header, if any). ``?clear=1`` empties the list after reading it. The tests set what a client
+  measured against this record of the same requests.
 
 Run: ``python -m qvdoctor.loadtest.testserver [--port 0] ...``; prints ``PORT <n>`` when ready.
 :func:`spawn` starts one in a child process (own process group) and always stops it."""
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import json
 import os
@@ -83,6 +92,7 @@ class State:
         self.hist = {k: Hist() for k in ("ttft", "queue", "prefill", "decode", "e2e", "itl")}
         self.media_seen: set[int] = set()
         self.blobs: dict[tuple[int, int], bytes] = {}
+        self.records: collections.deque[dict[str, Any]] = collections.deque(maxlen=100_000)
 
     def metrics(self) -> str:
         c, old = self.counters, self.cfg.metric_names == "old"
@@ -137,7 +147,8 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter, head_t: float = 0.0,
+                request_id: str | None = None) -> None:
     cfg = state.cfg
     arrival = time.perf_counter()
     max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 16)
@@ -154,6 +165,7 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
         head = '{"id":"chatcmpl-test","object":"chat.completion.chunk","created":%d,"model":"%s","choices":[' % (int(time.time()), cfg.model)
         role = _chunk(b"data: " + (head + '{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}').encode() + b"\n\n")
         first = last = None
+        gaps: list[float] = []
         if cfg.ttft <= 0 and cfg.tpot <= 0:  # do-nothing: the whole stream in one write (the client is what is measured)
             key = (max_tokens, prompt, word)
             blob = state.blobs.get(key)
@@ -188,6 +200,7 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
                 first = now
             else:
                 state.hist["itl"].observe(now - last)
+                gaps.append(now - last)
             last = now
         usage = {"prompt_tokens": prompt, "completion_tokens": max_tokens, "total_tokens": prompt + max_tokens}
         ev = head + '],"usage":' + json.dumps(usage) + "}"
@@ -205,6 +218,8 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
         h["ttft"].observe((first or end) - arrival)
         h["decode"].observe(end - (first or end))
         h["e2e"].observe(end - arrival)
+        state.records.append({"id": request_id, "head": head_t, "arrival": arrival, "admit": admit, "first": first,
+                              "last": last, "end": end, "tokens": max_tokens, "itl": gaps})
     finally:
         state.running -= 1
         if state.sem is not None:
@@ -222,12 +237,16 @@ async def _handle(state: State, reader: asyncio.StreamReader, writer: asyncio.St
                 raw = await reader.readuntil(b"\r\n\r\n")
             except (asyncio.IncompleteReadError, ConnectionError):
                 return
+            head_t = time.perf_counter()
             lines = raw.decode("latin-1").split("\r\n")
             method, path = lines[0].split(" ")[:2]
-            length = 0
+            length, request_id = 0, None
             for line in lines[1:]:
-                if line.lower().startswith("content-length:"):
+                low = line.lower()
+                if low.startswith("content-length:"):
                     length = int(line.split(":", 1)[1])
+                elif low.startswith("x-request-id:"):
+                    request_id = line.split(":", 1)[1].strip()
             body = await reader.readexactly(length) if length else b""
             if path.endswith("/chat/completions") and method == "POST":
                 state.seen += 1
@@ -240,9 +259,14 @@ async def _handle(state: State, reader: asyncio.StreamReader, writer: asyncio.St
                 except ValueError:
                     writer.write(_plain("400 Bad Request", b'{"error":{"message":"body is not JSON"}}'))
                     continue
-                await _chat(state, req, writer)
+                await _chat(state, req, writer, head_t, request_id)
             elif path == "/metrics":
                 writer.write(_plain("200 OK", state.metrics().encode(), "text/plain; version=0.0.4"))
+            elif path.split("?")[0] == "/debug/requests":
+                out = json.dumps({"requests": list(state.records)}).encode()
+                if path.endswith("?clear=1"):
+                    state.records.clear()
+                writer.write(_plain("200 OK", out))
             elif path.endswith("/models"):
                 writer.write(_plain("200 OK", json.dumps({"object": "list", "data": [{"id": state.cfg.model, "object": "model"}]}).encode()))
             elif path == "/health":
