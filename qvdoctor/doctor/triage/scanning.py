@@ -349,7 +349,8 @@ def context_numbers(text: str) -> dict[str, Any]:
 
 _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
                   "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout",
-                  "[E", "[F", "E0", "E1", "F0", "F1")  # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]
+                  "[E", "[F", "E0", "E1", "F0", "F1",
+                  "'object': 'error'", '"object": "error"', '"object":"error"')  # an OpenAI error body, JSON or Python repr  # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _PREFIX = re.compile(
     r"(?:>[ \t]?){0,3}(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
@@ -361,7 +362,7 @@ _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fat
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
                         r"|^(?:>[ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
-                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|\"object\": ?\"error\"|Error code: [45]\d\d"
+                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout")
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
 
