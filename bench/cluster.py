@@ -27,23 +27,56 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.cluster.netns import RAY_PORT, NetnsCluster, cleanup_stale, netns_pids  # noqa: E402
+from tests.cluster.netns import RAY_PORT, NetnsCluster, cleanup_stale  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def namespace_cpu(c: NetnsCluster) -> float:
-    """CPU seconds used so far by every process inside the node namespaces (Ray's GCS, raylets,
-    workers), children that exited and were reaped included (utime+stime+cutime+cstime)."""
-    total = 0
-    for node in c.nodes:
-        for pid in netns_pids(node.ns):
+class NamespaceCpu:
+    """CPU seconds used by every process inside the node namespaces (Ray's GCS, raylets, the
+    job's workers), sampled every 100 ms from /proc/PID/stat (utime+stime, the largest value seen
+    per process), so workers that exit during the check still count (up to their last sample).
+    Processes are matched to the namespaces by /proc/PID/ns/net (no subprocess per sample)."""
+
+    def __init__(self, c: NetnsCluster):
+        import threading
+
+        self.inodes = {os.stat(f"/run/netns/{node.ns}").st_ino for node in c.nodes}
+        self.seen: dict[tuple[int, str], int] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def sample(self) -> None:
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
             try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                if os.stat(f"/proc/{entry.name}/ns/net").st_ino not in self.inodes:
+                    continue
+                fields = Path(f"/proc/{entry.name}/stat").read_text().rpartition(")")[2].split()
             except OSError:
                 continue
-            total += sum(int(x) for x in fields[11:15])
-    return total / TICK
+            key = (int(entry.name), fields[19])  # pid, start time
+            self.seen[key] = max(self.seen.get(key, 0), int(fields[11]) + int(fields[12]))
+
+    def loop(self) -> None:
+        while not self.stop.wait(0.1):
+            self.sample()
+
+    def __enter__(self) -> "NamespaceCpu":
+        self.sample()
+        self.start = dict(self.seen)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sample()
+
+    @property
+    def seconds(self) -> float:
+        return sum(v - self.start.get(k, 0) for k, v in self.seen.items()) / TICK
 
 
 def children_cpu() -> float:
@@ -52,13 +85,14 @@ def children_cpu() -> float:
 
 
 def time_cluster(c: NetnsCluster) -> tuple[float, dict]:
-    ns0, drv0 = namespace_cpu(c), children_cpu()
-    t0 = time.monotonic()
-    out = c.qvdoctor(c.nodes[0], ["cluster", "--address", f"{c.nodes[0].ip}:{RAY_PORT}", "--json"], timeout=400)
-    wall = time.monotonic() - t0
-    drv = children_cpu() - drv0
-    time.sleep(1.0)  # let the job's workers exit and be reaped, so their CPU lands in the raylets' cutime
-    cpu = {"driver": round(drv, 2), "nodes": round(namespace_cpu(c) - ns0, 2)}
+    drv0 = children_cpu()
+    with NamespaceCpu(c) as ns:
+        t0 = time.monotonic()
+        out = c.qvdoctor(c.nodes[0], ["cluster", "--address", f"{c.nodes[0].ip}:{RAY_PORT}", "--json"], timeout=400)
+        wall = time.monotonic() - t0
+        drv = children_cpu() - drv0
+    # the driver runs through nsenter, so it is inside the head's namespace too: subtract it
+    cpu = {"driver": round(drv, 2), "nodes": round(ns.seconds - drv, 2)}
     data = json.loads(out.stdout)
     if any(n["lost"] for n in data["nodes"]) or len(data["nodes"]) != len(c.nodes):
         raise SystemExit(f"cluster check incomplete: {[n['lost'] for n in data['nodes']]}")
@@ -92,9 +126,9 @@ def main() -> None:
                 c.start_ray()
                 up = time.monotonic() - t
                 time.sleep(3)
-                idle0 = namespace_cpu(c)
-                time.sleep(5)
-                idle = (namespace_cpu(c) - idle0) / 5
+                with NamespaceCpu(c) as ns:
+                    time.sleep(5)
+                idle = ns.seconds / 5
                 walls, phases, hands, cpus = [], [], [], []
                 for _ in range(args.repeat):
                     wall, data = time_cluster(c)

@@ -148,6 +148,7 @@ def _collect(address: str | None, model: str | None, timeout: float, gloo_timeou
     from qvdoctor.cluster.nodefacts import gather_node
 
     t0 = time.monotonic()
+    started_at = time.time()
     ray, address = connect(address)
     t_connect = time.monotonic()
     try:
@@ -167,7 +168,8 @@ def _collect(address: str | None, model: str | None, timeout: float, gloo_timeou
             _network(ray, result, alive, timeout, gloo_timeout, probe_seconds)
         t_net = time.monotonic()
         result.seconds = {"connect": round(t_connect - t0, 3), "facts": round(t_facts - t_connect, 3),
-                          "network": round(t_net - t_facts, 3), "total": round(t_net - t0, 3)}
+                          "network": round(t_net - t_facts, 3), "total": round(t_net - t0, 3),
+                          "started_at": round(started_at, 3)}
         return result
     finally:
         try:

@@ -107,6 +107,9 @@ def gloo_allreduce(rank: int, world: int, master: str, port: int, timeout: float
 def network_task(listen_ports: list[int], targets: list[dict[str, Any]], probe_seconds: float,
                  gloo: dict[str, Any] | None) -> dict[str, Any]:
     """Runs on one node: listen, probe every target, then join the Gloo all-reduce."""
+    from qvdoctor.cluster.nodefacts import proc_stamp
+
+    stamp = proc_stamp()
     stop = threading.Event()
     socks = _listen(listen_ports, stop)
     deadline = time.monotonic() + probe_seconds
@@ -119,6 +122,8 @@ def network_task(listen_ports: list[int], targets: list[dict[str, Any]], probe_s
         s.close()
     out: dict[str, Any] = {"probes": results, "listening": listen_ports,
                            "gloo_ifname": os.environ.get("GLOO_SOCKET_IFNAME")}
+    out["timing"] = {"start": stamp, "probed": proc_stamp()}
     if gloo is not None:
         out["gloo"] = gloo_allreduce(**gloo)
+    out["timing"]["end"] = proc_stamp()
     return out
