@@ -5,7 +5,8 @@ Layout (every address exists only inside namespaces this module creates)::
     qvc<run>sw   : a switch namespace holding bridge br0
     qvc<run>n<i> : node i; one NIC (ens5, enp134s0f0, ...) = one end of a veth pair whose other
                    end is a port of br0; address 10.213.0.<i+1>/24; lo up; its own hostname
-                   (node<i>) and /etc/hosts (bind-mounted in its own mount namespace)
+                   (node<i>), /etc/hosts and an /etc/resolv.conf naming only its loopback
+                   (both bind-mounted in its own mount namespace)
 
 Each node has an anchor process (``sleep infinity`` run by ``unshare --uts --mount``); everything
 on the node (``ray start``, the driver, ``qvdoctor diagnose``) runs through ``nsenter`` into the
@@ -150,7 +151,13 @@ class NetnsCluster:
         self.start_anchor(node)
 
     def start_anchor(self, node: Node) -> None:
+        # /etc/resolv.conf names a resolver on the node's own loopback, where nothing listens: a
+        # lookup that misses /etc/hosts fails at once, as on a machine without DNS, instead of
+        # sending queries towards the host's resolver (unreachable from here: each lookup would
+        # hang ~6 s, e.g. torch.distributed's reverse lookup of every rendezvous socket)
+        (node.home / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         script = (f"hostname {node.hostname} && mount --bind {shlex.quote(str(node.home / 'hosts'))} /etc/hosts"
+                  f" && mount --bind {shlex.quote(str(node.home / 'resolv.conf'))} /etc/resolv.conf"
                   " && exec sleep infinity")
         node.anchor = subprocess.Popen(
             ["ip", "netns", "exec", node.ns, "unshare", "--uts", "--mount", "--propagation", "private", "--fork",
