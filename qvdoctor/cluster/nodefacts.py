@@ -210,24 +210,30 @@ def model_files(spec: str) -> ModelFiles:
     return out
 
 
-def _prewarm_torch() -> None:
-    """Import torch in the background: Ray usually runs the next task (the Gloo all-reduce) in
-    this same worker process, which then finds it imported. Never waited for."""
+def prewarm_torch() -> None:
+    """Import torch in the background (once per process): Ray runs the next task (the Gloo
+    all-reduce) in this same worker process, which then finds it imported or under way. Never
+    waited for here."""
     import importlib.util
     import sys
     import threading
 
-    if "torch" not in sys.modules and importlib.util.find_spec("torch") is not None:
+    if "torch" in sys.modules or any(t.name == "qvdoctor-torch-prewarm" for t in threading.enumerate()):
+        return
+    if importlib.util.find_spec("torch") is not None:
         threading.Thread(target=lambda: __import__("torch"), daemon=True, name="qvdoctor-torch-prewarm").start()
 
 
-def gather_node(model: str | None = None) -> dict[str, Any]:
-    """All facts of the node this runs on, as a plain dict (it crosses Ray's object store)."""
+def gather_node(model: str | None = None, torch_next: bool = False) -> dict[str, Any]:
+    """All facts of the node this runs on, as a plain dict (it crosses Ray's object store).
+    ``torch_next``: a Gloo all-reduce follows (2+ nodes), so start importing torch now, in
+    parallel with the gather."""
     from qvdoctor.facts import gather
 
     stamp = proc_stamp()
     start = time.monotonic()
-    _prewarm_torch()
+    if torch_next:
+        prewarm_torch()
     facts = gather(probe=False).to_dict()
     host = socket.gethostname()
     shm_total, shm_free = _statvfs("/dev/shm")
