@@ -101,18 +101,27 @@ def wait_for_store(host: str, port: int, deadline: float) -> float:
     seconds waited. Rank 0's own probe listener may still hold that port: it closes every
     connection at once (EOF), while the store keeps a new connection open waiting for its
     handshake, so a connection with no EOF within STORE_QUIET_S is the store. Gives up at
-    ``deadline`` (the caller then lets torch report what is wrong)."""
+    ``deadline``, or at once when the connection gets no answer at all (dropped): the caller
+    then lets torch report what is wrong."""
     start = time.monotonic()
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((host, port), timeout=min(CONNECT_TIMEOUT, max(0.05, deadline - time.monotonic()))) as s:
-                s.settimeout(STORE_QUIET_S)
-                if s.recv(1) != b"":
-                    break  # not our listener (which never sends): let torch talk to it
+            conn = socket.create_connection((host, port), timeout=min(CONNECT_TIMEOUT, max(0.05, deadline - time.monotonic())))
         except socket.timeout:
-            break  # connected, no EOF: the store is up
-        except OSError:
-            pass  # refused or reset: rank 0 is not there yet
+            break  # no answer (packets dropped): torch reports that itself, with the time left
+        except OSError:  # refused: rank 0 is not listening yet
+            time.sleep(RETRY_S)
+            continue
+        with conn:
+            conn.settimeout(STORE_QUIET_S)
+            try:
+                data = conn.recv(1)
+            except socket.timeout:
+                break  # connected, no EOF: the store is up
+            except OSError:
+                data = b""  # reset: our listener closing
+        if data != b"":
+            break  # not our listener (which never sends): let torch talk to it
         time.sleep(RETRY_S)
     return time.monotonic() - start
 
