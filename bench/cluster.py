@@ -114,6 +114,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1,3,6")
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--no-bytecode", action="store_true",
+                    help="nodes run without a bytecode cache (every process compiles Ray's and torch's sources, as this venv has no .pyc)")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     rows = []
@@ -121,7 +123,8 @@ def main() -> None:
     for n in sizes:
         workdir = Path(tempfile.mkdtemp(prefix="qvcb", dir="/tmp"))
         try:
-            with NetnsCluster(n, workdir) as c:
+            with NetnsCluster(n, workdir, bytecode=not args.no_bytecode) as c:
+                c.warm_bytecode()
                 t = time.monotonic()
                 c.start_ray()
                 up = time.monotonic() - t

@@ -41,6 +41,24 @@ RAY = PYTHON.parent / "ray"
 RAY_PORT = 6379
 
 
+_WARMED = False
+
+
+def pycache_dir() -> Path:
+    """A bytecode cache for the nodes' Python processes (PYTHONPYCACHEPREFIX), kept across runs:
+    /tmp/qvc-pycache-UID if it is a directory of ours that nobody else can write, else a new one."""
+    path = Path(f"/tmp/qvc-pycache-{os.geteuid()}")
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not (os.path.isdir(path) and not os.path.islink(path) and st.st_uid == os.geteuid() and not st.st_mode & 0o022):
+            import tempfile
+
+            return Path(tempfile.mkdtemp(prefix="qvc-pycache-"))
+    return path
+
+
 def sh(*args: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(list(args), check=check, capture_output=True, text=True, timeout=timeout, input=input)
 
@@ -108,8 +126,15 @@ class Node:
 class NetnsCluster:
     """``with NetnsCluster(3, tmp) as c: c.start_ray()``; ``c.nodes[0]`` is the head."""
 
-    def __init__(self, n: int, workdir: Path, *, nics: tuple[str, ...] = NIC_NAMES, run_id: str | None = None):
+    def __init__(self, n: int, workdir: Path, *, nics: tuple[str, ...] = NIC_NAMES, run_id: str | None = None,
+                 bytecode: bool = True):
         self.run_id = run_id or uuid.uuid4().hex[:5]
+        # bytecode: the nodes' Python processes read and write compiled modules in pycache_dir(),
+        # as on a machine whose packages were installed with their .pyc files (pip's default).
+        # The test venv is installed by uv without bytecode and this environment may set
+        # PYTHONDONTWRITEBYTECODE, so without it every Ray worker compiles Ray's and torch's
+        # sources again on import (about half of torch's import time)
+        self.pycache = pycache_dir() if bytecode else None
         self.workdir = Path(workdir)
         self.switch = f"{PREFIX}{self.run_id}sw"
         self.nodes = [
@@ -205,12 +230,26 @@ class NetnsCluster:
 
     # -- Ray -----------------------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
-        return {
+        env = {
             "PYTHONPATH": str(ROOT),
             "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_DEDUP_LOGS": "0",
             "PATH": f"{PYTHON.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         }
+        if self.pycache is not None:
+            env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
+            env["PYTHONDONTWRITEBYTECODE"] = ""  # empty: unset for Python
+        return env
+
+    def warm_bytecode(self) -> None:
+        """Compile what the nodes import (torch.distributed, Ray, qvdoctor) into the bytecode
+        cache once per process, outside any timing, so that nodes do not all compile them at once."""
+        global _WARMED
+        if self.pycache is None or _WARMED:
+            return
+        _WARMED = True
+        code = "import torch.distributed, ray, ray.util.scheduling_strategies, qvdoctor.cli, qvdoctor.cluster.collect, qvdoctor.cluster.nodefacts, qvdoctor.cluster.netprobe, qvdoctor.facts.gather"
+        subprocess.run([str(PYTHON), "-c", code], env={**os.environ, **self.base_env()}, capture_output=True, timeout=300)
 
     def ray_start(self, node: Node, timeout: float = 90) -> None:
         head = self.nodes[0]
