@@ -97,6 +97,9 @@ def time_cluster(c: NetnsCluster) -> tuple[float, dict]:
     if any(n["lost"] for n in data["nodes"]) or len(data["nodes"]) != len(c.nodes):
         raise SystemExit(f"cluster check incomplete: {[n['lost'] for n in data['nodes']]}")
     data["cpu"] = cpu
+    if len(c.nodes) > 1 and not data["gloo_allreduce"]["ok"]:  # a failed all-reduce is no valid timing
+        errors = {n["label"]: (n.get("gloo") or {}).get("error") for n in data["nodes"]}
+        print(f"warning: the Gloo all-reduce failed on {len(c.nodes)} nodes: {errors}", file=sys.stderr, flush=True)
     Path(f"/tmp/qvcb-last-{len(c.nodes)}.json").write_text(json.dumps(data, indent=1))
     return wall, data
 
@@ -132,12 +135,13 @@ def main() -> None:
                 with NamespaceCpu(c) as ns:
                     time.sleep(5)
                 idle = ns.seconds / 5
-                walls, phases, hands, cpus = [], [], [], []
+                walls, phases, hands, cpus, gloo = [], [], [], [], []
                 for _ in range(args.repeat):
                     wall, data = time_cluster(c)
                     walls.append(wall)
                     phases.append(data["seconds"])
                     cpus.append(data["cpu"])
+                    gloo.append(data["gloo_allreduce"]["ok"])
                     hands.append(time_by_hand(c))
                 rows.append({"nodes": n, "ray_up_s": round(up, 1), "cluster_s": round(statistics.median(walls), 1),
                              "facts_s": round(statistics.median(p["facts"] for p in phases), 1),
@@ -145,7 +149,7 @@ def main() -> None:
                              "by_hand_s": round(statistics.median(hands), 1),
                              "cpu_driver_s": round(statistics.median(c["driver"] for c in cpus), 1),
                              "cpu_nodes_s": round(statistics.median(c["nodes"] for c in cpus), 1),
-                             "idle_cpu_per_s": round(idle, 2), "load": Path("/proc/loadavg").read_text().split()[0]})
+                             "gloo_ok": gloo, "idle_cpu_per_s": round(idle, 2), "load": Path("/proc/loadavg").read_text().split()[0]})
                 print(json.dumps(rows[-1]), flush=True)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
