@@ -96,11 +96,11 @@ def live_nodes(ray: Any) -> list[RayNode]:
     return nodes
 
 
-def _pinned(ray: Any, fn: Any, node_id: str) -> Any:
+def _pinned(ray: Any, remote_fn: Any, node_id: str) -> Any:
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    return ray.remote(fn).options(num_cpus=0, max_retries=0,
-                                  scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False))
+    return remote_fn.options(num_cpus=0, max_retries=0,
+                             scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=node_id, soft=False))
 
 
 def _why_lost(ray: Any, node: RayNode, timeout: float, exc: BaseException | None = None) -> str:
@@ -115,7 +115,8 @@ def _why_lost(ray: Any, node: RayNode, timeout: float, exc: BaseException | None
 
 def run_pinned(ray: Any, nodes: list[RayNode], fn: Any, args_of: Any, timeout: float) -> dict[str, Any]:
     """Run ``fn(*args_of(node))`` on every node at once; returns node_id -> result or exception."""
-    refs = {_pinned(ray, fn, n.node_id).remote(*args_of(n)): n for n in nodes}
+    remote_fn = ray.remote(fn)  # one remote function (exported once), pinned per node by .options
+    refs = {_pinned(ray, remote_fn, n.node_id).remote(*args_of(n)): n for n in nodes}
     ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
     out: dict[str, Any] = {}
     for ref in ready:
@@ -148,13 +149,15 @@ def _collect(address: str | None, model: str | None, timeout: float, gloo_timeou
     from qvdoctor.cluster.nodefacts import gather_node
 
     t0 = time.monotonic()
+    started_at = time.time()
     ray, address = connect(address)
     t_connect = time.monotonic()
     try:
         gcs = ray.get_runtime_context().gcs_address
         result = Collected(address=gcs, gcs_port=int(gcs.rpartition(":")[2]), nodes=live_nodes(ray))
         result.driver_ip = ray.util.get_node_ip_address()
-        answers = run_pinned(ray, result.nodes, gather_node, lambda n: (model,), timeout)
+        torch_next = network and len(result.nodes) > 1  # the Gloo all-reduce needs 2+ nodes
+        answers = run_pinned(ray, result.nodes, gather_node, lambda n: (model, torch_next), timeout)
         for node in result.nodes:
             got = answers.get(node.node_id)
             if isinstance(got, dict):
@@ -167,7 +170,8 @@ def _collect(address: str | None, model: str | None, timeout: float, gloo_timeou
             _network(ray, result, alive, timeout, gloo_timeout, probe_seconds)
         t_net = time.monotonic()
         result.seconds = {"connect": round(t_connect - t0, 3), "facts": round(t_facts - t_connect, 3),
-                          "network": round(t_net - t_facts, 3), "total": round(t_net - t0, 3)}
+                          "network": round(t_net - t_facts, 3), "total": round(t_net - t0, 3),
+                          "started_at": round(started_at, 3)}
         return result
     finally:
         try:
@@ -213,7 +217,7 @@ def _network(ray: Any, result: Collected, alive: list[RayNode], timeout: float, 
         gloo = None
         if rendezvous and len(order) > 1:
             gloo = {"rank": order.index(n), "world": len(order), "master": rank0.ip, "port": rendezvous, "timeout": gloo_timeout}
-        return (listen_ports(n), targets(n), probe_seconds, gloo)
+        return (listen_ports(n), targets(n), probe_seconds, gloo, len(alive) - 1)
 
     answers = run_pinned(ray, alive, network_task, args_of, timeout + gloo_timeout + probe_seconds)
     for node in alive:

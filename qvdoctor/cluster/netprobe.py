@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 CONNECT_TIMEOUT = 1.5
+RETRY_S = 0.05  # a refused connection (the peer's listener not up yet) is retried this often
+STORE_QUIET_S = 0.15
 
 
 def free_port() -> int:
@@ -23,31 +25,56 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _listen(ports: list[int], stop: threading.Event) -> list[socket.socket]:
-    socks = []
-    for port in ports:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("", port))
-            s.listen(64)
-            s.settimeout(0.2)
-        except OSError:
-            s.close()
-            continue
-        socks.append(s)
+class Listeners:
+    """TCP listeners on ``ports`` that accept and close at once, noting who connected. The
+    network task keeps them open until every expected peer has connected to every port (no
+    fixed wait), or the probe deadline passes (a peer whose packets are dropped never arrives)."""
 
-    def accept_loop(sock: socket.socket) -> None:
-        while not stop.is_set():
+    def __init__(self, ports: list[int]):
+        self.stop = threading.Event()
+        self.cond = threading.Condition()
+        self.peers: dict[int, set[str]] = {}
+        self.socks: list[socket.socket] = []
+        for port in ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                conn, _ = sock.accept()
+                s.bind(("", port))
+                s.listen(64)
+                s.settimeout(0.2)
+            except OSError:
+                s.close()
+                continue
+            self.socks.append(s)
+            self.peers[port] = set()
+        for s in self.socks:
+            threading.Thread(target=self._accept_loop, args=(s,), daemon=True).start()
+
+    def _accept_loop(self, sock: socket.socket) -> None:
+        port = sock.getsockname()[1]
+        while not self.stop.is_set():
+            try:
+                conn, addr = sock.accept()
                 conn.close()
             except OSError:
                 continue
+            with self.cond:
+                self.peers[port].add(addr[0])
+                self.cond.notify_all()
 
-    for s in socks:
-        threading.Thread(target=accept_loop, args=(s,), daemon=True).start()
-    return socks
+    def wait(self, peers: int, deadline: float) -> None:
+        """Until ``peers`` distinct addresses have connected to every port, or ``deadline``."""
+        with self.cond:
+            while any(len(p) < peers for p in self.peers.values()):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self.cond.wait(left)
+
+    def close(self) -> None:
+        self.stop.set()
+        for s in self.socks:
+            s.close()
 
 
 def probe(target: dict[str, Any], deadline: float) -> dict[str, Any]:
@@ -66,7 +93,37 @@ def probe(target: dict[str, Any], deadline: float) -> dict[str, Any]:
             last = exc.strerror or str(exc)
         if time.monotonic() >= deadline:
             return {**target, "ok": False, "error": last}
-        time.sleep(0.2)
+        time.sleep(RETRY_S)
+
+
+def wait_for_store(host: str, port: int, deadline: float) -> float:
+    """Wait until rank 0's torch.distributed TCPStore accepts on ``host:port``; returns the
+    seconds waited. Rank 0's own probe listener may still hold that port: it closes every
+    connection at once (EOF), while the store keeps a new connection open waiting for its
+    handshake, so a connection with no EOF within STORE_QUIET_S is the store. Gives up at
+    ``deadline``, or at once when the connection gets no answer at all (dropped): the caller
+    then lets torch report what is wrong."""
+    start = time.monotonic()
+    while time.monotonic() < deadline:
+        try:
+            conn = socket.create_connection((host, port), timeout=min(CONNECT_TIMEOUT, max(0.05, deadline - time.monotonic())))
+        except socket.timeout:
+            break  # no answer (packets dropped): torch reports that itself, with the time left
+        except OSError:  # refused: rank 0 is not listening yet
+            time.sleep(RETRY_S)
+            continue
+        with conn:
+            conn.settimeout(STORE_QUIET_S)
+            try:
+                data = conn.recv(1)
+            except socket.timeout:
+                break  # connected, no EOF: the store is up
+            except OSError:
+                data = b""  # reset: our listener closing
+        if data != b"":
+            break  # not our listener (which never sends): let torch talk to it
+        time.sleep(RETRY_S)
+    return time.monotonic() - start
 
 
 def gloo_allreduce(rank: int, world: int, master: str, port: int, timeout: float, numel: int = 1 << 18) -> dict[str, Any]:
@@ -81,9 +138,15 @@ def gloo_allreduce(rank: int, world: int, master: str, port: int, timeout: float
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "error": f"torch cannot be imported: {exc}", "skipped": True}
     imported = time.monotonic()
+    waited = 0.0
+    if rank != 0:
+        # torch's TCPStore client retries a refused connect with a randomised exponential backoff
+        # (seconds between tries once rank 0 is late); wait for rank 0's store here instead, then
+        # join with what is left of the timeout
+        waited = wait_for_store(master, port, imported + timeout)
     try:
         dist.init_process_group("gloo", init_method=f"tcp://{master}:{port}", rank=rank, world_size=world,
-                                timeout=datetime.timedelta(seconds=timeout))
+                                timeout=datetime.timedelta(seconds=max(1.0, timeout - waited)))
         joined = time.monotonic()
         tensor = torch.ones(numel, dtype=torch.float32) * (rank + 1)
         t0 = time.monotonic()
@@ -92,7 +155,7 @@ def gloo_allreduce(rank: int, world: int, master: str, port: int, timeout: float
         expected = world * (world + 1) / 2
         ok = bool(abs(float(tensor[0]) - expected) < 1e-3)
         dist.destroy_process_group()
-        return {"ok": ok, "connect_s": round(joined - imported, 3), "allreduce_s": round(reduce_s, 4),
+        return {"ok": ok, "connect_s": round(joined - imported, 3), "store_wait_s": round(waited, 3), "allreduce_s": round(reduce_s, 4),
                 "bytes": numel * 4, "value": float(tensor[0]), "expected": expected,
                 "import_s": round(imported - start, 3)}
     except Exception as exc:  # noqa: BLE001 - the error text is the evidence
@@ -105,20 +168,25 @@ def gloo_allreduce(rank: int, world: int, master: str, port: int, timeout: float
 
 
 def network_task(listen_ports: list[int], targets: list[dict[str, Any]], probe_seconds: float,
-                 gloo: dict[str, Any] | None) -> dict[str, Any]:
-    """Runs on one node: listen, probe every target, then join the Gloo all-reduce."""
-    stop = threading.Event()
-    socks = _listen(listen_ports, stop)
+                 gloo: dict[str, Any] | None, peers: int = 0) -> dict[str, Any]:
+    """Runs on one node: listen, probe every target, then join the Gloo all-reduce. ``peers`` is
+    how many other nodes probe this node's ports: the listeners close as soon as all of them have
+    connected (at the latest at the probe deadline), which frees rank 0's rendezvous port."""
+    from qvdoctor.cluster.nodefacts import prewarm_torch, proc_stamp
+
+    stamp = proc_stamp()
+    if gloo is not None:
+        prewarm_torch()  # normally already under way since the facts task (same worker process)
+    listeners = Listeners(listen_ports)
     deadline = time.monotonic() + probe_seconds
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(targets)))) as pool:
         results = list(pool.map(lambda t: probe(t, deadline), targets))
-    # keep listening a little so slower nodes can still reach us, then free the rendezvous port
-    time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
-    stop.set()
-    for s in socks:
-        s.close()
+    listeners.wait(peers, deadline)
+    listeners.close()
     out: dict[str, Any] = {"probes": results, "listening": listen_ports,
                            "gloo_ifname": os.environ.get("GLOO_SOCKET_IFNAME")}
+    out["timing"] = {"start": stamp, "probed": proc_stamp()}
     if gloo is not None:
         out["gloo"] = gloo_allreduce(**gloo)
+    out["timing"]["end"] = proc_stamp()
     return out

@@ -58,9 +58,24 @@ class NodeFacts:
     facts: dict[str, Any] = field(default_factory=dict)  # qvdoctor.facts.Facts.to_dict()
     free_port: int | None = None  # a free TCP port here (rank 0's Gloo rendezvous, if this is rank 0)
     seconds: float = 0.0
+    timing: dict[str, Any] = field(default_factory=dict)  # proc_stamp() at the task's start and end
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def proc_stamp() -> dict[str, Any]:
+    """Where this process stands: pid, wall clock, its CPU seconds so far (user+sys, from its
+    start: a fresh Ray worker's start-up is in the first stamp) and when it started."""
+    t = os.times()
+    out: dict[str, Any] = {"pid": os.getpid(), "t": round(time.time(), 3), "cpu": round(t.user + t.system, 3)}
+    try:
+        start_ticks = int(Path("/proc/self/stat").read_text().rpartition(")")[2].split()[19])
+        btime = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime"))
+        out["proc_start"] = round(btime + start_ticks / os.sysconf("SC_CLK_TCK"), 2)
+    except (OSError, ValueError, IndexError, StopIteration):
+        pass
+    return out
 
 
 def read_nics() -> list[Nic]:
@@ -195,23 +210,30 @@ def model_files(spec: str) -> ModelFiles:
     return out
 
 
-def _prewarm_torch() -> None:
-    """Import torch in the background: Ray usually runs the next task (the Gloo all-reduce) in
-    this same worker process, which then finds it imported. Never waited for."""
+def prewarm_torch() -> None:
+    """Import torch in the background (once per process): Ray runs the next task (the Gloo
+    all-reduce) in this same worker process, which then finds it imported or under way. Never
+    waited for here."""
     import importlib.util
     import sys
     import threading
 
-    if "torch" not in sys.modules and importlib.util.find_spec("torch") is not None:
+    if "torch" in sys.modules or any(t.name == "qvdoctor-torch-prewarm" for t in threading.enumerate()):
+        return
+    if importlib.util.find_spec("torch") is not None:
         threading.Thread(target=lambda: __import__("torch"), daemon=True, name="qvdoctor-torch-prewarm").start()
 
 
-def gather_node(model: str | None = None) -> dict[str, Any]:
-    """All facts of the node this runs on, as a plain dict (it crosses Ray's object store)."""
+def gather_node(model: str | None = None, torch_next: bool = False) -> dict[str, Any]:
+    """All facts of the node this runs on, as a plain dict (it crosses Ray's object store).
+    ``torch_next``: a Gloo all-reduce follows (2+ nodes), so start importing torch now, in
+    parallel with the gather."""
     from qvdoctor.facts import gather
 
+    stamp = proc_stamp()
     start = time.monotonic()
-    _prewarm_torch()
+    if torch_next:
+        prewarm_torch()
     facts = gather(probe=False).to_dict()
     host = socket.gethostname()
     shm_total, shm_free = _statvfs("/dev/shm")
@@ -247,4 +269,5 @@ def gather_node(model: str | None = None) -> dict[str, Any]:
 
     node.free_port = free_port()
     node.seconds = round(time.monotonic() - start, 3)
+    node.timing = {"start": stamp, "end": proc_stamp()}
     return node.to_dict()

@@ -117,6 +117,7 @@ def to_json(view: ClusterView, findings: list[Finding], starts: list[RayStart], 
             "ib_devices": n.ib_devices, "memlock_soft": n.memlock_soft, "cap_ipc_lock": n.cap_ipc_lock,
             "model": {"path": n.model_path, "state": n.model_state, "detail": n.model_detail},
             "unreachable": n.unreachable, "reachable": n.reachable, "gloo": n.gloo, "facts_seconds": n.seconds,
+            "timing": n.timing,
         })
     data = {
         "address": view.address,

@@ -64,6 +64,7 @@ class NodeView:
     memlock_soft: int | None = None
     cap_ipc_lock: bool | None = None
     seconds: float = 0.0
+    timing: dict[str, Any] = field(default_factory=dict)  # the tasks' proc_stamp()s: {"facts": …, "net": …}
     facts: Any = None  # qvdoctor.facts.Facts of the node
 
 
@@ -127,6 +128,7 @@ def build_view(collected: Collected, model: str | None = None, tp: int | None = 
                 else:
                     v.unreachable.append(f"{p['ip']}:{p['port']} ({p['what']} on {names.get(p['node'], p['node'])}): {p.get('error')}")
             v.gloo = rn.net.get("gloo") or {}
+            v.timing["net"] = rn.net.get("timing")
         nodes.append(v)
     head = next((n for n in nodes if n.is_head), None)
     view = ClusterView(collected.address, nodes, head, model=model, tp=tp, pp=pp, seconds=dict(collected.seconds))
@@ -154,6 +156,7 @@ def _fill_node(v: NodeView, f: dict[str, Any], facts_type: Any) -> None:
     v.shm_bytes, v.mem_available_bytes = f.get("shm_bytes"), f.get("mem_available_bytes")
     v.ib_devices, v.memlock_soft, v.cap_ipc_lock = f.get("ib_devices", []), f.get("memlock_soft"), f.get("cap_ipc_lock")
     v.seconds = f.get("seconds", 0.0)
+    v.timing["facts"] = f.get("timing")
     try:
         v.facts = facts_type.from_dict(f["facts"])
     except (KeyError, TypeError, ValueError):

@@ -45,6 +45,7 @@ def make_cluster(n: int, request: pytest.FixtureRequest) -> NetnsCluster:
     cleanup_stale()
     workdir = Path(tempfile.mkdtemp(prefix="qvc", dir="/tmp"))  # short: Ray's socket paths must fit 107 bytes
     cluster = NetnsCluster(n, workdir)
+    cluster.warm_bytecode()
     request.addfinalizer(lambda: (cluster.close(), shutil.rmtree(workdir, ignore_errors=True)))
     cluster.create()
     return cluster

@@ -5,7 +5,8 @@ Layout (every address exists only inside namespaces this module creates)::
     qvc<run>sw   : a switch namespace holding bridge br0
     qvc<run>n<i> : node i; one NIC (ens5, enp134s0f0, ...) = one end of a veth pair whose other
                    end is a port of br0; address 10.213.0.<i+1>/24; lo up; its own hostname
-                   (node<i>) and /etc/hosts (bind-mounted in its own mount namespace)
+                   (node<i>), /etc/hosts and an /etc/resolv.conf naming only its loopback
+                   (both bind-mounted in its own mount namespace)
 
 Each node has an anchor process (``sleep infinity`` run by ``unshare --uts --mount``); everything
 on the node (``ray start``, the driver, ``qvdoctor diagnose``) runs through ``nsenter`` into the
@@ -38,6 +39,24 @@ ROOT = Path(__file__).resolve().parents[2]
 PYTHON = Path(sys.executable)
 RAY = PYTHON.parent / "ray"
 RAY_PORT = 6379
+
+
+_WARMED = False
+
+
+def pycache_dir() -> Path:
+    """A bytecode cache for the nodes' Python processes (PYTHONPYCACHEPREFIX), kept across runs:
+    /tmp/qvc-pycache-UID if it is a directory of ours that nobody else can write, else a new one."""
+    path = Path(f"/tmp/qvc-pycache-{os.geteuid()}")
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if not (os.path.isdir(path) and not os.path.islink(path) and st.st_uid == os.geteuid() and not st.st_mode & 0o022):
+            import tempfile
+
+            return Path(tempfile.mkdtemp(prefix="qvc-pycache-"))
+    return path
 
 
 def sh(*args: str, check: bool = True, timeout: float = 30, input: str | None = None) -> subprocess.CompletedProcess:
@@ -107,8 +126,15 @@ class Node:
 class NetnsCluster:
     """``with NetnsCluster(3, tmp) as c: c.start_ray()``; ``c.nodes[0]`` is the head."""
 
-    def __init__(self, n: int, workdir: Path, *, nics: tuple[str, ...] = NIC_NAMES, run_id: str | None = None):
+    def __init__(self, n: int, workdir: Path, *, nics: tuple[str, ...] = NIC_NAMES, run_id: str | None = None,
+                 bytecode: bool = True):
         self.run_id = run_id or uuid.uuid4().hex[:5]
+        # bytecode: the nodes' Python processes read and write compiled modules in pycache_dir(),
+        # as on a machine whose packages were installed with their .pyc files (pip's default).
+        # The test venv is installed by uv without bytecode and this environment may set
+        # PYTHONDONTWRITEBYTECODE, so without it every Ray worker compiles Ray's and torch's
+        # sources again on import (about half of torch's import time)
+        self.pycache = pycache_dir() if bytecode else None
         self.workdir = Path(workdir)
         self.switch = f"{PREFIX}{self.run_id}sw"
         self.nodes = [
@@ -150,7 +176,13 @@ class NetnsCluster:
         self.start_anchor(node)
 
     def start_anchor(self, node: Node) -> None:
+        # /etc/resolv.conf names a resolver on the node's own loopback, where nothing listens: a
+        # lookup that misses /etc/hosts fails at once, as on a machine without DNS, instead of
+        # sending queries towards the host's resolver (unreachable from here: each lookup would
+        # hang ~6 s, e.g. torch.distributed's reverse lookup of every rendezvous socket)
+        (node.home / "resolv.conf").write_text("nameserver 127.0.0.1\n")
         script = (f"hostname {node.hostname} && mount --bind {shlex.quote(str(node.home / 'hosts'))} /etc/hosts"
+                  f" && mount --bind {shlex.quote(str(node.home / 'resolv.conf'))} /etc/resolv.conf"
                   " && exec sleep infinity")
         node.anchor = subprocess.Popen(
             ["ip", "netns", "exec", node.ns, "unshare", "--uts", "--mount", "--propagation", "private", "--fork",
@@ -198,12 +230,26 @@ class NetnsCluster:
 
     # -- Ray -----------------------------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
-        return {
+        env = {
             "PYTHONPATH": str(ROOT),
             "RAY_USAGE_STATS_ENABLED": "0",
             "RAY_DEDUP_LOGS": "0",
             "PATH": f"{PYTHON.parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
         }
+        if self.pycache is not None:
+            env["PYTHONPYCACHEPREFIX"] = str(self.pycache)
+            env["PYTHONDONTWRITEBYTECODE"] = ""  # empty: unset for Python
+        return env
+
+    def warm_bytecode(self) -> None:
+        """Compile what the nodes import (torch.distributed, Ray, qvdoctor) into the bytecode
+        cache once per process, outside any timing, so that nodes do not all compile them at once."""
+        global _WARMED
+        if self.pycache is None or _WARMED:
+            return
+        _WARMED = True
+        code = "import torch.distributed, ray, ray.util.scheduling_strategies, qvdoctor.cli, qvdoctor.cluster.collect, qvdoctor.cluster.nodefacts, qvdoctor.cluster.netprobe, qvdoctor.facts.gather"
+        subprocess.run([str(PYTHON), "-c", code], env={**os.environ, **self.base_env()}, capture_output=True, timeout=300)
 
     def ray_start(self, node: Node, timeout: float = 90) -> None:
         head = self.nodes[0]
