@@ -70,7 +70,7 @@ def test_held_out_never_all_clear_on_a_traceback_nor_failing_on_a_success():
 @pytest.mark.xfail(strict=False, reason=(
     "not met on fresh threads: held-out round 8 (32 cases collected after round 7 was evaluated and joined dev, 30 "
     "scored) gave 12/30 families (40 %; 9/20 on excerpts that keep their error message, 3/10 on cut-off ones), 0/1 "
-    "confirmed fixes and 6 all-clears on failing logs without a traceback (Ray core_worker/raylet glog lines, a "
+    "confirmed fixes and 6 all-clears on failing logs without a traceback (Ray core_worker/raylet glog lines, an "
     "indented MoE kernel error line, a timestamp-prefixed max_tokens error, a typed KV-cache message, an access-log 400); "
     "rounds 1-8 pooled: 102/196 (52 %); see docs/diagnose-log.md"))
 def test_held_out_third_meets_the_targets():
