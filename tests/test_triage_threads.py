@@ -46,8 +46,9 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
     assert all(c.split == "dev" and c.round4 == "held-out" for c in CASES if c.round == 4)
     assert all(c.split == "dev" and c.round5 == "held-out" for c in CASES if c.round == 5)
     assert all(c.split == "dev" and c.round6 == "held-out" for c in CASES if c.round == 6)
+    assert all(c.split == "dev" and c.round7 == "held-out" for c in CASES if c.round == 7)
     held = [c for c in CASES if c.split == "held-out"]
-    assert all(c.round == 7 for c in held)
+    assert all(c.round == 8 for c in held)
     assert len(held) >= 30 and any(c.outcome == "success" for c in held)
     assert {c.outcome for c in CASES} >= {"fail", "success", "warning"}
 
@@ -67,10 +68,11 @@ def test_held_out_never_all_clear_on_a_traceback_nor_failing_on_a_success():
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "not met on fresh threads: held-out round 7 (30 cases collected after round 6 was evaluated, 26 "
-    "scored) gave 11/26 families (42 %; 9/17 on excerpts that keep their error message, 2/9 on cut-off "
-    "ones), 2/6 confirmed fixes and 5 all-clears on failing logs without a traceback (pip resolver lines, "
-    "a JSON error body, a one-line quote); rounds 1-7 pooled: 90/166 (54 %); see docs/diagnose-log.md"))
+    "not met on fresh threads: held-out round 8 (32 cases collected after round 7 was evaluated and joined dev, 30 "
+    "scored) gave 12/30 families (40 %; 9/20 on excerpts that keep their error message, 3/10 on cut-off ones), 0/1 "
+    "confirmed fixes and 6 all-clears on failing logs without a traceback (Ray core_worker/raylet glog lines, an "
+    "indented MoE kernel error line, a timestamp-prefixed max_tokens error, a typed KV-cache message, an access-log 400); "
+    "rounds 1-8 pooled: 102/196 (52 %); see docs/diagnose-log.md"))
 def test_held_out_third_meets_the_targets():
     """>= 90 % right root-cause family, >= 80 % fixes matching the thread's confirmed fix, no all-clear."""
     s = summary(evaluate(c for c in CASES if c.split == "held-out"))
@@ -86,7 +88,7 @@ def test_dev_cases_stay_explained():
     # every excerpt that keeps its error message is explained; cut-off ones (the message is not in the
     # log at all) only count towards the overall rate
     assert s["family_right_whole"] == s["family_scored_whole"], s["misses"]
-    assert s["family_rate"] >= 0.85 and s["fix_rate"] >= 0.9, s["misses"]  # 37 of the 199 scored are cut before their message
+    assert s["family_rate"] >= 0.85 and s["fix_rate"] >= 0.9, s["misses"]  # 47 of the 225 scored are cut before their message
 
 
 # --------------------------------------------------------------------------- the fallback ladder

@@ -36,6 +36,7 @@ class Case:
     round4: str = ""  # likewise for round 4
     round5: str = ""  # likewise for round 5
     round6: str = ""  # likewise for round 6
+    round7: str = ""  # likewise for round 7
 
     @property
     def cut(self) -> bool:
