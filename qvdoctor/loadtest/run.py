@@ -106,6 +106,8 @@ async def _run(o: BenchOptions, log: Callable[[str], None], state: dict[str, Any
         label = f"concurrency {int(load)}" if o.mode == "concurrency" else f"rate {load:g} req/s"
         log(f"{label}: {n} requests ...")
         point = await sw.run_point(lp, load, nxt, deadline)
+        if state["interrupted"]:  # Ctrl-C whose cancellation an inner wait_for swallowed (Python < 3.12)
+            raise asyncio.CancelledError
         nxt += n
         bodies.drop_before(nxt)
         d = _finish_point(point.to_dict(), state, o)
@@ -141,8 +143,13 @@ def run_bench(o: BenchOptions, log: Callable[[str], None]) -> dict[str, Any]:
     async def main() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.ensure_future(_run(o, log, state))
+
+        def interrupt() -> None:
+            state["interrupted"] = True  # sticky: the run checks it after each point, too
+            task.cancel()
+
         try:
-            loop.add_signal_handler(signal.SIGINT, task.cancel)
+            loop.add_signal_handler(signal.SIGINT, interrupt)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
         try:
