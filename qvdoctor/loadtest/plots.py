@@ -19,6 +19,13 @@ def _plt() -> Any:
     return plt
 
 
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def _x(result: dict[str, Any]) -> tuple[list[float], str]:
     key = "concurrency" if result["mode"] == "concurrency" else "rate"
     return [p[key] for p in result["points"]], ("concurrency" if key == "concurrency" else "request rate (req/s)")
@@ -38,10 +45,7 @@ def latency_plot(result: dict[str, Any], path: Path) -> Path:
         for s in result.get("slo") or []:
             if s.startswith(key.split("_")[0] + " "):
                 ax.axhline(float(s.split("<=")[1].split()[0]), color="red", lw=1, label="SLO")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def throughput_plot(result: dict[str, Any], path: Path) -> Path:
@@ -63,10 +67,7 @@ def throughput_plot(result: dict[str, Any], path: Path) -> Path:
         ax.text(knee, ax.get_ylim()[1] * 0.95, " knee", color="green", va="top")
     ax.grid(alpha=0.3)
     ax.set_title("throughput")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def kv_plot(result: dict[str, Any], path: Path) -> Path | None:
@@ -95,7 +96,4 @@ def kv_plot(result: dict[str, Any], path: Path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("KV demand vs capacity; predicted vs measured knee")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

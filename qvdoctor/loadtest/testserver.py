@@ -153,7 +153,7 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
     arrival = time.perf_counter()
     max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 16)
     prompt = _prompt_tokens(state, body)
-    word = "" if cfg.unspellable and not body.get("allowed_token_ids") else "t%d "
+    spelled = not (cfg.unspellable and not body.get("allowed_token_ids"))  # dummy weights: tokens, no text
     state.waiting += 1
     if state.sem is not None:
         await state.sem.acquire()
@@ -167,13 +167,13 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
         first = last = None
         gaps: list[float] = []
         if cfg.ttft <= 0 and cfg.tpot <= 0:  # do-nothing: the whole stream in one write (the client is what is measured)
-            key = (max_tokens, prompt, word)
+            key = (max_tokens, prompt, spelled)
             blob = state.blobs.get(key)
             if blob is None:
                 parts = [role]
                 for i in range(max_tokens):
                     fin = '"length"' if i == max_tokens - 1 else "null"
-                    parts.append(_chunk(b"data: " + (head + '{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}' % (word.replace("%d", str(i)), fin)).encode() + b"\n\n"))
+                    parts.append(_chunk(b"data: " + (head + '{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}' % (f"t{i} " if spelled else "", fin)).encode() + b"\n\n"))
                 usage = {"prompt_tokens": prompt, "completion_tokens": max_tokens, "total_tokens": prompt + max_tokens}
                 parts.append(_chunk(b"data: " + (head + '],"usage":' + json.dumps(usage) + "}").encode() + b"\n\n"))
                 parts.append(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
@@ -190,7 +190,7 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
             if wait > 0:
                 await asyncio.sleep(wait)
             fin = '"length"' if i == max_tokens - 1 else "null"
-            ev = head + '{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}' % (word.replace("%d", str(i)), fin)
+            ev = head + '{"index":0,"delta":{"content":"%s"},"finish_reason":%s}]}' % (f"t{i} " if spelled else "", fin)
             if i == 0:  # like vLLM: the role chunk goes out with the first token, not before
                 writer.write(role)
             writer.write(_chunk(b"data: " + ev.encode() + b"\n\n"))

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,6 +108,24 @@ def cli(capsys, *args: str) -> tuple[int, str, str]:
         code = exc.code if isinstance(exc.code, int) else 1
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def read_pty(master: int, proc: subprocess.Popen, seconds: float = 60) -> str:
+    """Everything a child wrote to its terminal (``master`` of ``pty.openpty()``) until it closed
+    it, then wait for the child; the master is closed."""
+    out = b""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=30)
+    os.close(master)
+    return out.decode("utf-8", "replace")
 
 
 def events(stdout: str) -> list[dict]:

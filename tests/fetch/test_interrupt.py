@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from fetch.conftest import ROOT, events, run_cli, sha256
+from fetch.conftest import ROOT, events, read_pty, run_cli, sha256
 from fetch.emu.hf import HubServer
 from fetch.emu.repo import build_repo
 
@@ -79,18 +79,7 @@ def test_ctrl_c_on_a_terminal_leaves_no_second_bar(slow_hub, tmp_path):
                              str(tmp_path / "m")], cwd=ROOT, env=env, stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
     _interrupt_when(server, proc, 1_000_000)
-    raw = b""
-    while True:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        raw += chunk
-    proc.wait(timeout=30)
-    os.close(master)
-    text = raw.decode("utf-8", "replace")
+    text = read_pty(master, proc)
     assert proc.returncode == 130, text[-2000:]
     assert "━" in text  # bars were drawn while it ran
     tail = text[text.rindex("interrupted:"):]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from fetch.conftest import REPO_ID, ROOT, events, run_cli
+from fetch.conftest import REPO_ID, ROOT, events, read_pty, run_cli
 
 
 def test_plain_lines_when_piped(hub, tmp_path):
@@ -46,19 +46,7 @@ def test_rich_bars_on_a_terminal(hub, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "qvdoctor", "fetch", REPO_ID, "--source", "hf", "--local-dir",
                              str(tmp_path)], cwd=ROOT, env=env, stdout=slave, stderr=slave, close_fds=True)
     os.close(slave)
-    out = b""
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    proc.wait(timeout=30)
-    os.close(master)
-    text = out.decode("utf-8", "replace")
+    text = read_pty(master, proc)
     assert proc.returncode == 0, text[-2000:]
     assert "total (6 files)" in text and "━" in text  # a rich progress bar
     assert "/s" in text  # transfer speed column
