@@ -166,7 +166,7 @@ def table(title: str, results: dict[str, dict[str, list[float]]], tools: list[st
         ratios = [f"{med[p] / med['qvdoctor']:.2f}x" if p in med and "qvdoctor" in med else "-" for p in peers]
         spread = {t: f"{min(v):.2f}-{max(v):.2f}" for t, v in r.items()}
         print(f"| {mode} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-        print(f"|  range | " + " | ".join(spread.get(t, "") for t in tools) + " |" + " |" * len(peers))
+        print("|  range | " + " | ".join(spread.get(t, "") for t in tools) + " |" + " |" * len(peers))
 
 
 def bench_hash(work: Path, gb: float) -> None:

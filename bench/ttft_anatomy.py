@@ -20,7 +20,6 @@ Usage: python bench/ttft_anatomy.py [--concurrency 1,4,16] [--requests 64] [--vl
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import statistics

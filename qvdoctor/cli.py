@@ -9,10 +9,8 @@ import sys
 import typer
 
 try:  # typer >= 0.20 vendors its own click
-    from typer import _click as click
     from typer._click import exceptions as _click_exceptions
 except ImportError:  # pragma: no cover - older typer
-    import click
     from click import exceptions as _click_exceptions
 
 from qvdoctor import __version__

@@ -7,7 +7,6 @@ profile-run peak incl. the multimodal dummy), :mod:`core` (the plan), :mod:`reco
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from qvdoctor.plan.core import Plan, PlanSettings, VideoSpec, make_plan

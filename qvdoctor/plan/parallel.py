@@ -39,7 +39,7 @@ def quant_problems(model: ModelInfo, tp: int) -> list[str]:
         return []
     g = int(q.group_size)
     problems = []
-    I, H = model.intermediate_size, model.hidden_size
+    I = model.intermediate_size
     qd = model.num_attention_heads * model.head_dim
     # Row-parallel layers shard the input dimension: down_proj (I) and o_proj (heads × head_dim).
     for layer, n_in in (("mlp.down_proj", I), ("self_attn.o_proj", qd)):

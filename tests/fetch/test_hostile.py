@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from fetch.conftest import CONTENTS, REPO_ID, assert_tree_matches, cli, events
+from fetch.conftest import REPO_ID, assert_tree_matches, cli, events
 from fetch.emu.hf import HubServer
 from fetch.emu.repo import build_repo
 

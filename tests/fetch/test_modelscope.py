@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 
-from fetch.conftest import CONTENTS, REPO_ID, assert_tree_matches, cli, events
-from fetch.emu.ms import MsServer
-from fetch.emu.repo import build_repo
+from fetch.conftest import REPO_ID, assert_tree_matches, cli, events
 
 
 def test_fetch_from_modelscope_with_the_200_content_range_quirk(ms, tmp_path, capsys):

@@ -12,7 +12,6 @@ import pytest
 
 from fetch.conftest import DEAD, REPO_ID, cli
 from fetch.emu.hf import HubServer
-from fetch.emu.repo import build_repo
 
 RULE = "hf-mirror: this repository is not served here; download it from the original site"
 

@@ -22,6 +22,7 @@ def test_a_saved_json_result_renders_the_same_report(tmp_path):
                            env={"PYTHONPATH": f"{no_mpl}:{ROOT}"})
         here = run_qvdoctor(*args, "--report", str(direct), timeout=240)
     assert gpu.returncode in (0, 1) and "warning: the plots need matplotlib" in gpu.stderr, gpu.stderr[-2000:]
+    assert here.returncode in (0, 1), here.stderr[-2000:]
     saved = tmp_path / "result.json"
     saved.write_text(gpu.stdout)
     out = tmp_path / "rendered"

@@ -26,7 +26,6 @@ from qvdoctor.doctor.triage.scanning import (
 from qvdoctor.doctor.triage.schema import (
     _ANSI,
     EVIDENCE_CHARS,
-    HINT,
     MAX_EVIDENCE,
     NO_ROLE,
     ROLE_STATUS,
