@@ -9,6 +9,8 @@
 #                    (scripts/gpu/bench_serve.py) -> $OUT/bench-serve.tar.gz; sampling is restricted to
 #                    ids the tiny tokenizer spells (dummy weights otherwise stream no text to time)
 #   bench-serve-quick  the same, eager, concurrency 1,4,16, 10 s a point, 60 s in all (a short device budget)
+#   bench-serve-api:N  bench-serve with `--api-server-count N` (N API server processes share the media
+#                    processing) -> $OUT/bench-serve-apiN.tar.gz
 # Everything is logged to $OUT/device_run.log.
 set -u
 ROOT=$PWD
@@ -28,10 +30,12 @@ for step in "$@"; do
     host) timeout 200 python3 "$G/scripts/gpu/host_report.py" --out "$OUT" ;;
     grid:*) IFS=: read -r _ name secs <<<"$step"; python3 "$G/scripts/gpu/grid.py" "$name" --out "$OUT" --budget "$secs" --model "$G/model" ;;
     smoke:*) bash "$G/scripts/gpu/smoke_runs.sh" "${step#smoke:}" ;;
-    bench-serve|bench-serve-quick)
-                 quick=(); [[ $step == bench-serve-quick ]] && quick=(--serve=--enforce-eager --bench=--concurrency --bench=1,4,16 \
+    bench-serve|bench-serve-quick|bench-serve-api:*)
+                 quick=(); name=bench-serve
+                 [[ $step == bench-serve-quick ]] && quick=(--serve=--enforce-eager --bench=--concurrency --bench=1,4,16 \
                     --bench=--duration --bench=10 --bench=--max-time --bench=60)
-                 (cd /tmp && python3 "$G/scripts/gpu/bench_serve.py" --model "$G/model" --out /tmp/bench-serve \
+                 [[ $step == bench-serve-api:* ]] && { name=bench-serve-api${step#*:}; quick=(--serve=--api-server-count --serve="${step#*:}"); }
+                 (cd /tmp && python3 "$G/scripts/gpu/bench_serve.py" --model "$G/model" --out "/tmp/$name" \
                     --plan=--max-model-len --plan=32768 --plan=--video-seconds --plan=8 --plan=--video-size --plan=640x360 \
                     --plan=--video-fps --plan=4 --serve=--load-format --serve=dummy \
                     --bench=--synthetic-video --bench=8@640x360 --bench=--concurrency --bench=1,4,16,64 \
@@ -39,7 +43,7 @@ for step in "$@"; do
                     --bench=--extra-body --bench="{\"allowed_token_ids\": [$(seq -s, 100 600)]}" \
                     --bench=--slo --bench=ttft=1000ms,tpot=50ms --bench=--plan-model --bench="$G/model" \
                     --bench=--plan-setting --bench=max_model_len=32768 "${quick[@]}")
-                 tar -C /tmp -czf "$OUT/bench-serve.tar.gz" bench-serve ;;
+                 tar -C /tmp -czf "$OUT/$name.tar.gz" "$name" ;;
     *) echo "[device_run] unknown step $step" ;;
   esac
   echo "[device_run] step $step: rc $? in $((SECONDS - t0)) s"
