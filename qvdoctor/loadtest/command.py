@@ -139,6 +139,11 @@ def load_result(path: str) -> dict[str, Any]:
     if not isinstance(result, dict) or not isinstance(result.get("points"), list) or result.get("mode") not in ("concurrency", "rate"):
         raise QvError(f"{path} is not a qvdoctor bench result (no points/mode)", "save the output of: qvdoctor bench ... --json > FILE")
     result.pop("report_files", None)  # those of the machine that measured
+    if "limit" not in result:  # saved before bench named the limit: read it from the points
+        from qvdoctor.loadtest.limit import what_limits
+
+        result["limit"] = what_limits(result["points"], result["mode"], bool(result.get("slo")), result.get("max_tokens") or 64,
+                                      result.get("prediction"), result.get("server_version"))
     return result
 
 

@@ -89,6 +89,13 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             out.append(f"prediction ({p['source']}): KV {p['kv_capacity_tokens'] if 'kv_capacity_tokens' in p else p['tokens']:,} tokens / "
                        f"{p['tokens_per_request']:g} tokens per request -> KV fills at {p['kv_fill_concurrency']} concurrent requests; "
                        f"predicted knee {p['predicted_knee']} ({p['limited_by']}); measured knee {_v(pred.get('measured_knee'))}")
+    lim = result.get("limit")
+    if lim:
+        key = "concurrency" if result["mode"] == "concurrency" else "rate"
+        out.append(f"limit at {key} {_v(lim['load'])}: {lim['stage']} — {lim['cause']}")
+        out.extend(f"  evidence: {e}" for e in lim["evidence"])
+        if lim.get("hint"):
+            out.append(f"  {'fix' if lim.get('fix') else 'hint'}: {lim['hint']}")
     u = result.get("usage_check")
     if u:
         verdict = "MISMATCH" if u["mismatch"] else "agree"

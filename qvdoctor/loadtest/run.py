@@ -15,6 +15,7 @@ from qvdoctor.loadtest import ceiling as ceil_mod
 from qvdoctor.loadtest.client import chat_body
 from qvdoctor.loadtest.media import MediaFactory, MediaSpec, expected_visual_tokens
 from qvdoctor.loadtest.predict import predict
+from qvdoctor.loadtest.limit import what_limits
 from qvdoctor.loadtest import sweep as sw
 from qvdoctor.loadtest import vllm_metrics as vm
 from qvdoctor.loadtest.httpclient import Endpoint
@@ -71,6 +72,7 @@ async def _run(o: BenchOptions, log: Callable[[str], None], state: dict[str, Any
     if not model:
         raise QvError(f"cannot read the served model from {o.url}/models", "pass --model NAME (the server's --served-model-name)")
     state["model"] = model
+    state["server_version"] = await sw.server_version(o.url)
     factory = MediaFactory(o.media, o.prompt, o.seed)
     bodies = Bodies(factory, model, o.max_tokens, o.ignore_eos, o.extra_body)
     base = await sw.text_baseline(o.url, model, factory.text_only(), o.extra_body)
@@ -205,10 +207,12 @@ def assemble(state: dict[str, Any], o: BenchOptions) -> dict[str, Any]:
                  "text_prompt_tokens": state.get("text_prompt_tokens"),
                  "mismatch": bool(mism),
                  "rule": "visual = usage.prompt_tokens - the text-only request's prompt_tokens - 2 (vision start/end)"}
+    limit = what_limits(points, o.mode, bool(o.slos), o.max_tokens, prediction, state.get("server_version"))
     return {
-        "url": o.url, "model": state.get("model"), "media": o.media.describe(), "mode": o.mode,
+        "url": o.url, "model": state.get("model"), "server_version": state.get("server_version"),
+        "media": o.media.describe(), "mode": o.mode,
         "max_tokens": o.max_tokens, "slo": [s.label() for s in o.slos],
         "points": points, "knee": kn, "client_ceiling": state.get("client_ceiling"), "prediction": prediction,
-        "usage_check": usage, "stopped": state.get("stopped"), "interrupted": state.get("interrupted", False),
+        "limit": limit, "usage_check": usage, "stopped": state.get("stopped"), "interrupted": state.get("interrupted", False),
         "metric_names": state.get("metric_names"),
     }

@@ -248,3 +248,14 @@ async def served_model(url: str) -> str | None:
         return data[0]["id"] if data else None
     except (ValueError, KeyError, IndexError, AttributeError):
         return None
+
+
+async def server_version(url: str) -> str | None:
+    """vLLM's ``GET /version`` (``{"version": "0.26.0"}``); ``None`` for other servers."""
+    import json
+
+    try:
+        status, body = await get(Endpoint.parse(url), "/version", timeout=10.0)
+        return str(json.loads(body)["version"]) if status == 200 else None
+    except (HttpError, OSError, ValueError, KeyError, TypeError):
+        return None

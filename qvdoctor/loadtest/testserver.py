@@ -8,6 +8,9 @@
   start/end, as Qwen2.5-VL's template) in ``usage.prompt_tokens``; ``--misreport-usage K``
   adds K tokens per media item to the prompt count (the switch the usage check must catch);
 * ``--fail-every K``: every K-th request is answered HTTP 500 at once;
+* ``--preprocess S``: like vLLM's API server processing media, each request first passes one
+  lane that takes S seconds per request, one at a time, before it joins the engine's queue (its
+  TTFT counts the lane; the queue histogram does not);
 * ``--unspellable``: like random (dummy) weights with a small tokenizer, every token decodes to
   "" (usage still counts them) unless the request restricts sampling with ``allowed_token_ids``;
 * ``/metrics`` in vLLM 0.32's names (``--metric-names old``: the pre-0.10 ``gpu_`` names),
@@ -80,12 +83,14 @@ class Config:
     kv_blocks: int = 1000
     block_size: int = 16
     unspellable: bool = False
+    preprocess: float = 0.0
 
 
 class State:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.sem = asyncio.Semaphore(cfg.slots) if cfg.slots > 0 else None
+        self.lane = asyncio.Lock()  # the API server's one lane (--preprocess)
         self.running = self.waiting = self.seen = 0
         self.counters = {"prompt_tokens": 0, "generation_tokens": 0, "mm_q": 0, "mm_h": 0, "pc_q": 0, "pc_h": 0,
                          "success": 0, "preemptions": 0}
@@ -154,6 +159,10 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
     max_tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or 16)
     prompt = _prompt_tokens(state, body)
     spelled = not (cfg.unspellable and not body.get("allowed_token_ids"))  # dummy weights: tokens, no text
+    if cfg.preprocess > 0:
+        async with state.lane:
+            await asyncio.sleep(cfg.preprocess)
+    queued = time.perf_counter()
     state.waiting += 1
     if state.sem is not None:
         await state.sem.acquire()
@@ -213,7 +222,7 @@ async def _chat(state: State, body: dict[str, Any], writer: asyncio.StreamWriter
         c["success"] += 1
         c["pc_q"] += prompt
         h = state.hist
-        h["queue"].observe(admit - arrival)
+        h["queue"].observe(admit - queued)
         h["prefill"].observe((first or end) - admit)
         h["ttft"].observe((first or end) - arrival)
         h["decode"].observe(end - (first or end))
@@ -302,9 +311,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kv-blocks", type=int, default=1000)
     ap.add_argument("--block-size", type=int, default=16)
     ap.add_argument("--unspellable", action="store_true")
+    ap.add_argument("--preprocess", type=float, default=0.0)
     a = ap.parse_args(argv)
     cfg = Config(a.model, a.slots, a.ttft, a.tpot, a.visual_tokens, a.misreport_usage, a.fail_every, a.metric_names,
-                 a.kv_blocks, a.block_size, a.unspellable)
+                 a.kv_blocks, a.block_size, a.unspellable, a.preprocess)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         import uvloop  # type: ignore[import-not-found]
