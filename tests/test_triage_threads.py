@@ -47,8 +47,9 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
     assert all(c.split == "dev" and c.round5 == "held-out" for c in CASES if c.round == 5)
     assert all(c.split == "dev" and c.round6 == "held-out" for c in CASES if c.round == 6)
     assert all(c.split == "dev" and c.round7 == "held-out" for c in CASES if c.round == 7)
+    assert all(c.split == "dev" and c.round8 == "held-out" for c in CASES if c.round == 8)
     held = [c for c in CASES if c.split == "held-out"]
-    assert all(c.round == 8 for c in held)
+    assert all(c.round == 9 for c in held)
     assert len(held) >= 30 and any(c.outcome == "success" for c in held)
     assert {c.outcome for c in CASES} >= {"fail", "success", "warning"}
 
