@@ -47,8 +47,9 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
     assert all(c.split == "dev" and c.round5 == "held-out" for c in CASES if c.round == 5)
     assert all(c.split == "dev" and c.round6 == "held-out" for c in CASES if c.round == 6)
     assert all(c.split == "dev" and c.round7 == "held-out" for c in CASES if c.round == 7)
+    assert all(c.split == "dev" and c.round8 == "held-out" for c in CASES if c.round == 8)
     held = [c for c in CASES if c.split == "held-out"]
-    assert all(c.round == 8 for c in held)
+    assert all(c.round == 9 for c in held)
     assert len(held) >= 30 and any(c.outcome == "success" for c in held)
     assert {c.outcome for c in CASES} >= {"fail", "success", "warning"}
 
@@ -68,11 +69,12 @@ def test_held_out_never_all_clear_on_a_traceback_nor_failing_on_a_success():
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "not met on fresh threads: held-out round 8 (32 cases collected after round 7 was evaluated and joined dev, 30 "
-    "scored) gave 12/30 families (40 %; 9/20 on excerpts that keep their error message, 3/10 on cut-off ones), 0/1 "
-    "confirmed fixes and 6 all-clears on failing logs without a traceback (Ray core_worker/raylet glog lines, an "
-    "indented MoE kernel error line, a timestamp-prefixed max_tokens error, a typed KV-cache message, an access-log 400); "
-    "rounds 1-8 pooled: 102/196 (52 %); see docs/diagnose-log.md"))
+    "not met on fresh threads: held-out round 9 (47 cases collected after round 8 was evaluated and joined dev, 45 "
+    "scored) gave 14/45 families (31 %; 13/30 on excerpts that keep their error message, 9 of them the 9 success logs; "
+    "1/15 on cut-off ones), 0/1 confirmed fixes and 2 all-clears on failing logs without a traceback (pydantic's "
+    "'Value error, Tensor parallel size (16) cannot be larger than ...', a client's bare '400 As of transformers v4.44, "
+    "default chat template ...'); chat templates, LoRA adapters, speculative decoding and fp8 KV cache have no entry; "
+    "rounds 1-9 pooled: 116/241 (48 %); see docs/diagnose-log.md"))
 def test_held_out_third_meets_the_targets():
     """>= 90 % right root-cause family, >= 80 % fixes matching the thread's confirmed fix, no all-clear."""
     s = summary(evaluate(c for c in CASES if c.split == "held-out"))
@@ -88,7 +90,7 @@ def test_dev_cases_stay_explained():
     # every excerpt that keeps its error message is explained; cut-off ones (the message is not in the
     # log at all) only count towards the overall rate
     assert s["family_right_whole"] == s["family_scored_whole"], s["misses"]
-    assert s["family_rate"] >= 0.85 and s["fix_rate"] >= 0.9, s["misses"]  # 47 of the 225 scored are cut before their message
+    assert s["family_rate"] >= 0.85 and s["fix_rate"] >= 0.9, s["misses"]  # 57 of the 255 scored are cut before their message
 
 
 # --------------------------------------------------------------------------- the fallback ladder
@@ -136,6 +138,43 @@ def test_unexplained_error_is_a_failing_unknown_finding():
 ], ids=["nccl-warn", "cuda-error", "bare-frame"])
 def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
+
+
+@pytest.mark.parametrize("line", [
+    "[2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: Failed to register qvfake worker",
+    "(raylet, ip=10.0.0.2) [2025-12-12 15:10:48,697 C 42791 42791] (raylet) qvfake.cc:153: Check failed: x",
+    "2026-04-28T14:17:50.089230833+08:00 (APIServer pid=1) ERROR 04-28 14:17:50 [serving_chat.py:257] qvfake went wrong",
+    "2024-06-13 16:11:50,396 ERROR worker.py:1752 -- qvfake went wrong",
+    "  RuntimeError: Worker failed with error 'qvfake', please check the stack trace above",
+    "- qvfake.BrandNewError: the message nobody has seen",
+    '127.0.0.1:40608 - "POST /v1/qvfake HTTP/1.1" 500 Internal Server Error',
+], ids=["ray-glog-E", "ray-glog-C", "docker-timestamp", "python-logging", "indented", "bullet", "access-log-500"])
+def test_error_lines_are_read_behind_their_prefix(line):
+    """Glog lines with a full date, docker/ISO timestamps, indentation or a list bullet, and an
+    access-log 4xx/5xx are error lines: never an all-clear, the line is the evidence."""
+    result = triage_text("INFO 01-01 00:00:00 engine.py:1] start\n" + line + "\n")
+    assert result.exit_code == 2 and result.last_error_line_no == 2 and "qvf" in result.last_error_line
+
+
+@pytest.mark.parametrize("line", [
+    "[2024-06-13 16:11:51,588 I 13261 13261] core_worker.cc:228: Started a worker",
+    "2026-04-28T14:17:50.089230833+08:00 (APIServer pid=1) INFO 04-28 14:17:50 [api_server.py:1] Starting",
+    "2024-06-13 16:11:50,396 INFO worker.py:1752 -- Started a local Ray instance.",
+    "    ValueError,",
+    "    raise RuntimeError(",
+    '127.0.0.1:40608 - "POST /v1/chat/completions HTTP/1.1" 200 OK',
+], ids=["ray-glog-I", "docker-info", "python-logging-info", "source-tuple", "source-raise", "access-log-200"])
+def test_prefixed_lines_that_are_no_errors_stay_clear(line):
+    assert triage_text("INFO 01-01 00:00:00 engine.py:1] start\n" + line + "\n").exit_code == 0
+
+
+def test_access_log_400_is_the_root_only_without_the_requests_own_error():
+    access = 'INFO:     127.0.0.1:40608 - "POST /v1/completions HTTP/1.1" 400 Bad Request\n'
+    alone = triage_text(access).root
+    assert (alone.id, alone.family) == ("http-request-rejected", "other")
+    both = triage_text(access + "ValueError: This model's maximum context length is 4096 tokens. However, you "
+                       "requested 5000 tokens (1000 in the messages, 4000 in the completion).\n").root
+    assert both.id == "decoder-prompt-too-long"
 
 
 def test_warning_before_an_unexplained_error_becomes_the_root():

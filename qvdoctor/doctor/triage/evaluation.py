@@ -37,6 +37,7 @@ class Case:
     round5: str = ""  # likewise for round 5
     round6: str = ""  # likewise for round 6
     round7: str = ""  # likewise for round 7
+    round8: str = ""  # likewise for round 8
 
     @property
     def cut(self) -> bool:

@@ -191,7 +191,7 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     keep = {m.sig.entry.id for m in matched}
     hits = [h for h in hits if h.pattern.entry_id in keep]
 
-    causes = [m for m in matched if m.role == "cause"]
+    causes = sorted((m for m in matched if m.role == "cause"), key=lambda m: m.sig.consequence)  # stable: log order
     root = causes[0] if causes else None
     for _ in range(4):  # a signature that explains the root takes its place
         if root is None:

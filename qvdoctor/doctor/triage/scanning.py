@@ -349,28 +349,42 @@ def context_numbers(text: str) -> dict[str, Any]:
 
 _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
                   "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout",
-                  "[E", "[F", "E0", "E1", "F0", "F1",
+                  "[E", "[F", "E0", "E1", "F0", "F1", " E ", " C ", " F ",  # Ray's glog: [2024-06-13 16:11:51,588 E 13261 13261]
                   "'object': 'error'", '"object": "error"', '"object":"error"')  # an OpenAI error body, JSON or Python repr  # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
+_HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 _PREFIX = re.compile(
-    r"(?:>[ \t]?){0,3}(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
+    r"(?:>[ \t]?){0,3}"
+    # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
+    r"(?P<ts>\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\]?\s{1,3})?"
+    r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
     r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
-    r"(?:\[[\w.]{1,80}:\d{1,6}\]|[\w.]{1,80}:\d{1,6}\])\s?)?"
+    r"(?:\[[\w.]{1,80}:\d{1,6}\]|[\w.]{1,80}:\d{1,6}\])\s?"
+    # after a timestamp, Python logging's own level: 2024-06-13 16:11:50,396 ERROR worker.py:1752 -- ...
+    r"|(?(ts)(?P<level2>INFO|WARNING|ERROR|DEBUG|CRITICAL)(?::|\s{1,3}(?:[\w.]{1,80}:\d{1,6}\s{1,3}--\s)?)\s?))?"
 )
+# an exception line indented or behind a markdown bullet / list number (a thread's list quoting the error):
+# only the strict form "SomeError: message" counts, never a source line of a traceback
+_BULLET = re.compile(r"[ \t]{0,12}(?:[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3})?")
+_STRICT_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S")
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
                         r"|^(?:>[ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^ERROR: (?!pip's dependency resolver)"
-                        r"|Watchdog caught collective operation timeout")
+                        r"|Watchdog caught collective operation timeout"
+                        # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
+                        r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{1,9} [ECF] \d{1,10} \d{1,10}\]")
+# an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
+_HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
 
 
 def _strip_prefix(line: str) -> tuple[str, str | None]:
     """A log line without vLLM's worker tag and level/time/file prefix, and its level."""
     match = _PREFIX.match(line)
-    return (line[match.end():], match.group("level")) if match else (line, None)
+    return (line[match.end():], match.group("level") or match.group("level2")) if match else (line, None)
 
 
 def _error_like(line: str) -> bool:
@@ -378,7 +392,12 @@ def _error_like(line: str) -> bool:
     msg, level = _strip_prefix(line[:2000])
     if _LOW_LEVEL.search(line[:2000]):  # NCCL's own failure lines and CUDA errors, whatever their prefix
         return True
-    if not msg or _FRAME.match(msg):
+    if not msg:
+        return False
+    bullet = _BULLET.match(msg) if level is None else None
+    if bullet and bullet.end():  # indented or a list item: the strict "XError: message" form only
+        return bool(_STRICT_EXCEPTION.match(msg, bullet.end()))
+    if _FRAME.match(msg):
         return False
     return bool(_EXCEPTION.match(msg)) or level in ("ERROR", "CRITICAL")
 
@@ -392,7 +411,11 @@ def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
         best = _last_of(text, skip, markers)
         if best is not None:
             return best
-    return _last_frame(text)
+    return _last_frame(text) or _last_of(text, skip, _HTTP_MARKERS, _http_error)
+
+
+def _http_error(line: str) -> bool:
+    return bool(_HTTP_ERROR.search(line[:2000]))
 
 
 _TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}, in ')
@@ -412,7 +435,7 @@ def _last_frame(text: str) -> tuple[int, str] | None:
     return None
 
 
-def _last_of(text: str, skip: set[int], markers: tuple[str, ...]) -> tuple[int, str] | None:
+def _last_of(text: str, skip: set[int], markers: tuple[str, ...], is_error=None) -> tuple[int, str] | None:
     best: tuple[int, str] | None = None
     for marker in markers:
         pos = len(text)
@@ -422,7 +445,7 @@ def _last_of(text: str, skip: set[int], markers: tuple[str, ...]) -> tuple[int, 
                 break
             start, end = _line_bounds(text, pos)
             line = text[start:end]
-            if start not in skip and _error_like(line):
+            if start not in skip and (is_error or _error_like)(line):
                 best = (start, line)
                 break
             pos = start

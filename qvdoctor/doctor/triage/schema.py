@@ -63,6 +63,7 @@ class Signature:
     exceptions: tuple[str, ...] = ()  # exception types that point here when no message matches
     topics: tuple[str, ...] = ()  # words of this subsystem (rope_scaling, PyAV, c10d...) near the last error
     modules: tuple[str, ...] = ()  # source paths of traceback frames (vllm/multimodal/video) near the last error
+    consequence: bool = False  # a line that follows from another failure (an access-log 400): root only when no other cause matched
 
 
 def _compile(source: str, where: str) -> re.Pattern[str]:
@@ -78,7 +79,7 @@ def signature_of(entry: CheckEntry) -> Signature | None:
     if not raw:
         return None
     where = f"check entry {entry.path} [log]"
-    known = {"role", "title", "cause", "fix", "explains", "patterns", "frames", "exceptions", "topics", "modules"}
+    known = {"role", "title", "cause", "fix", "explains", "patterns", "frames", "exceptions", "topics", "modules", "consequence"}
     if set(raw) - known:
         raise QvError(f"{where}: unknown key(s) {sorted(set(raw) - known)}")
     role = raw.get("role", "cause")
@@ -134,7 +135,8 @@ def signature_of(entry: CheckEntry) -> Signature | None:
     view = dataclasses.replace(entry, title=raw.get("title", entry.title), cause=raw.get("cause", entry.cause), fix=fix)
     if isinstance(role, str) and role.startswith("="):
         compile_expr(role[1:])
-    return Signature(view, tuple(patterns), role, tuple(raw.get("explains", ())), frames, exceptions, topics, modules)
+    return Signature(view, tuple(patterns), role, tuple(raw.get("explains", ())), frames, exceptions, topics, modules,
+                     bool(raw.get("consequence", False)))
 
 
 @functools.lru_cache(maxsize=4)
