@@ -38,6 +38,7 @@ class Case:
     round6: str = ""  # likewise for round 6
     round7: str = ""  # likewise for round 7
     round8: str = ""  # likewise for round 8
+    round9: str = ""  # likewise for round 9
 
     @property
     def cut(self) -> bool:

@@ -17,6 +17,7 @@ from qvdoctor.doctor.triage.scanning import (
     _last_frame,
     _last_of,
     _number_lines,
+    _strip_prefix,
     context_numbers,
     last_error,
     mm_limit,
@@ -338,6 +339,51 @@ def _frame_follows(text: str, pos: int, end: int) -> bool:
     return '", line ' in text[nxt:eol if eol >= 0 else len(text)]  # a frame line cut mid-path does not count
 
 
+_SHM_MESSAGE = re.compile(r"(?i)shared[ -]memory|\bshm\b(?!/)|bus error|shm[-_]size")
+_NCCL_INIT_STEP = re.compile(r"init_device|init_distributed_environment|ensure_model_parallel_initialized|init_process_group")
+
+
+def _line_of(text: str, pos: int) -> str:
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    return text[start:end if end >= 0 else len(text)]
+
+
+def _path_word(text: str, hit: Hit, err_lo: int, msg_end: int) -> bool:
+    """A path-like topic word (``/dev/shm``) that is only the directory of a longer file path (a model
+    stored under /dev/shm/...) is no evidence of that subsystem, unless the error's own lines are about
+    it (shared memory, a bus error)."""
+    needle = hit.pattern.needle
+    if hit.pattern.engine != "topic" or not needle.startswith("/"):
+        return False
+    line = text[hit.start:hit.end]
+    inside = re.compile(re.escape(needle) + r"/[\w.-]")
+    if any(not inside.match(line, m.start()) for m in re.finditer(re.escape(needle), line)):
+        return False  # the word itself, not only a directory of a longer path
+    message = re.sub(re.escape(needle) + r"/\S{0,400}", " ", text[err_lo:msg_end])
+    return not _SHM_MESSAGE.search(message)
+
+
+def _routine(line: str) -> bool:
+    """An INFO/DEBUG line (vLLM's level prefix, or NCCL's own ``NCCL INFO``)."""
+    return " NCCL INFO " in line or _strip_prefix(line[:2000])[1] in ("INFO", "DEBUG")
+
+
+def _routine_nccl(text: str, hit: Hit, in_tb: list[Hit], region: str) -> bool:
+    """vLLM's routine NCCL INFO lines ("vLLM is using nccl==2.20.5", ``NCCL INFO ... Init COMPLETE``)
+    above an unrelated cut traceback are no NCCL failure: such a topic hit counts only when an NCCL
+    word also stands on an error/WARN line or a frame of the failing traceback, or the failing step is
+    the distributed initialisation that runs NCCL (``init_device``...)."""
+    if hit.pattern.engine != "topic" or "nccl" not in hit.pattern.needle.lower():
+        return False
+    if not _routine(_line_of(text, hit.start)):
+        return False
+    if any(_NCCL_INIT_STEP.search(line) and not _routine(line) for line in region.splitlines()):
+        return False
+    return not any(h is not hit and h.pattern.entry_id == hit.pattern.entry_id and "nccl" in h.pattern.needle.lower()
+                   and not _routine(_line_of(text, h.start)) for h in in_tb)
+
+
 def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any],
                     error: tuple[int, str]) -> tuple[_Matched | None, str]:
     """The signature the part of the log around the last error points to when no message matched.
@@ -357,6 +403,8 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     on_error = [h for h in hints if err_lo <= h.start <= msg_end]
     in_tb = [h for h in hints if h.start <= (end if cut else msg_end)
              and not (h.pattern.needle == "in <module>" and not _import_chain(text, h, end, cut))]
+    in_tb = [h for h in in_tb if not _path_word(text, h, error[0], msg_end) and not _routine_nccl(text, h, in_tb, region)]
+    on_error = [h for h in on_error if not _path_word(text, h, error[0], msg_end)]
     steps = (
         ("exception", [h for h in on_error if h.pattern.engine == "exception"], "exception"),
         ("topic", [h for h in on_error if h.pattern.engine == "topic"], "topic-line"),

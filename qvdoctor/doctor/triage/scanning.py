@@ -350,9 +350,14 @@ def context_numbers(text: str) -> dict[str, Any]:
 _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
                   "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout",
                   "[E", "[F", "E0", "E1", "F0", "F1", " E ", " C ", " F ",  # Ray's glog: [2024-06-13 16:11:51,588 E 13261 13261]
-                  "'object': 'error'", '"object": "error"', '"object":"error"')  # an OpenAI error body, JSON or Python repr  # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]
+                  "'object': 'error'", '"object": "error"', '"object":"error"',
+                  "Value error, ")  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."   # an OpenAI error body, JSON or Python repr  # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
+# a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
+# (a status code, then a message of its own); also only when nothing else looks like an error
+_STATUS_MARKERS = tuple(f"{code} " for code in (400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 500, 501, 502, 503, 504))
+_STATUS_LINE = re.compile(r"(?:>[ \t]?){0,3}[ \t]{0,4}[45]\d\d [A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")
 _PREFIX = re.compile(
     r"(?:>[ \t]?){0,3}"
     # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
@@ -374,6 +379,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
+                        r"|^\s{0,12}Value error, \S"
                         # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
                         r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{1,9} [ECF] \d{1,10} \d{1,10}\]")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
@@ -411,11 +417,16 @@ def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
         best = _last_of(text, skip, markers)
         if best is not None:
             return best
-    return _last_frame(text) or _last_of(text, skip, _HTTP_MARKERS, _http_error)
+    return (_last_frame(text) or _last_of(text, skip, _HTTP_MARKERS, _http_error)
+            or _last_of(text, skip, _STATUS_MARKERS, _status_line))
 
 
 def _http_error(line: str) -> bool:
     return bool(_HTTP_ERROR.search(line[:2000]))
+
+
+def _status_line(line: str) -> bool:
+    return bool(_STATUS_LINE.match(line[:2000]))
 
 
 _TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}, in ')
