@@ -429,7 +429,8 @@ def _status_line(line: str) -> bool:
     return bool(_STATUS_LINE.match(line[:2000]))
 
 
-_TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}, in ')
+# ", in f" may be wrapped onto the next line by the terminal the log was copied from
+_TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}(?:, in |,?[ \t]*$)')
 
 
 def _last_frame(text: str) -> tuple[int, str] | None:
