@@ -127,6 +127,26 @@ def test_a_terminal_wrapped_frame_is_still_a_traceback():
     assert result.exit_code == 2 and (first.id, first.status) == ("unknown-error", "fail") and first.evidence[0].line == 5
 
 
+@pytest.mark.parametrize("line", [
+    "报错日志：vllm serve: error: argument --tool-call-parser: invalid choice: 'glm45' (choose from 'hermes')",
+    "api_server.py: error: unrecognized arguments: --foo",
+    "python: /src/lib/Analysis/Allocation.cpp:47: std::pair<...>: Assertion `!(srcMmaLayout && dstMmaLayout)' failed.",
+    "rocBLAS error: Cannot read /opt/rocm/lib/rocblas/library/TensileLibrary.dat: No such file or directory",
+    "`OSError: It looks like the config file at '/m/x.gguf' is not a valid JSON file.`",
+])
+def test_failure_lines_without_a_python_exception_are_errors(line):
+    """Line forms of round 10's all-clears (fixed after its evaluation): argparse's error (also
+    behind other text), a C/C++ assert, a BLAS library's error, an exception quoted as `code`."""
+    result = triage_text("INFO 09-08 09:02:44 [api_server.py:1] vLLM API server version 0.10.1\n" + line + "\n")
+    assert result.exit_code == 2 and result.findings[0].status == "fail", line
+
+
+def test_a_line_that_only_mentions_error_is_not_one():
+    text = ("INFO 09-08 09:02:44 [metrics.py:1] Avg prompt throughput: 0.0 tokens/s, error: 0 requests\n"
+            "INFO 09-08 09:02:45 [launcher.py:2] Application startup complete.\n")
+    assert triage_text(text).exit_code == 0
+
+
 def test_innermost_known_frame_wins_and_exception_types_come_next():
     text = ('Traceback (most recent call last):\n'
             '  File "/x/multiprocessing/spawn.py", line 246, in prepare\n'

@@ -349,9 +349,14 @@ def context_numbers(text: str) -> dict[str, Any]:
 
 _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
                   "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout",
-                  "[E", "[F", "E0", "E1", "F0", "F1", " E ", " C ", " F ",  # Ray's glog: [2024-06-13 16:11:51,588 E 13261 13261]
-                  "'object': 'error'", '"object": "error"', '"object":"error"',
-                  "Value error, ")  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."   # an OpenAI error body, JSON or Python repr  # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]
+                  # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]; Ray's with a full date:
+                  # [2024-06-13 16:11:51,588 E 13261 13261]
+                  "[E", "[F", "E0", "E1", "F0", "F1", " E ", " C ", " F ",
+                  "'object': 'error'", '"object": "error"', '"object":"error"',  # an OpenAI error body, JSON or Python repr
+                  "Value error, ",  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."
+                  "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
+                  ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
+                  "BLAS error")  # "rocBLAS error: Cannot read ...", "CUBLAS error"
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -370,7 +375,7 @@ _PREFIX = re.compile(
 )
 # an exception line indented or behind a markdown bullet / list number (a thread's list quoting the error):
 # only the strict form "SomeError: message" counts, never a source line of a traceback
-_BULLET = re.compile(r"[ \t]{0,12}(?:[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3})?")
+_BULLET = re.compile(r"[ \t]{0,12}(?:[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3}|`)?")  # or quoted as `code`
 _STRICT_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S")
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
@@ -380,6 +385,8 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
                         r"|^\s{0,12}Value error, \S"
+                        r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
+                        r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
                         # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
                         r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{1,9} [ECF] \d{1,10} \d{1,10}\]")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
