@@ -15,6 +15,7 @@ from qvdoctor.doctor.triage.scanning import (
     _TRACEBACK,
     Hit,
     _last_frame,
+    _line_bounds,
     _last_of,
     _number_lines,
     _strip_prefix,
@@ -344,9 +345,7 @@ _NCCL_INIT_STEP = re.compile(r"init_device|init_distributed_environment|ensure_m
 
 
 def _line_of(text: str, pos: int) -> str:
-    start = text.rfind("\n", 0, pos) + 1
-    end = text.find("\n", pos)
-    return text[start:end if end >= 0 else len(text)]
+    return text[slice(*_line_bounds(text, pos))]
 
 
 def _path_word(text: str, hit: Hit, err_lo: int, msg_end: int) -> bool:
