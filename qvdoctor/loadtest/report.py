@@ -124,7 +124,7 @@ def render_text(result: dict[str, Any]) -> None:
 def to_markdown(result: dict[str, Any], images: list[str]) -> str:
     head, rows = table_rows(result)
     lines = ["# qvdoctor bench report", ""]
-    lines += [f"- {s}" for s in summary_lines(result)]
+    lines += [f"  - {s.strip()}" if s.startswith("  ") else f"- {s}" for s in summary_lines(result)]  # evidence nests
     lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines.append("")

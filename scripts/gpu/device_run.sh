@@ -11,6 +11,8 @@
 #   bench-serve-quick  the same, eager, concurrency 1,4,16, 10 s a point, 60 s in all (a short device budget)
 #   bench-serve-api:N  bench-serve with `--api-server-count N` (N API server processes share the media
 #                    processing) -> $OUT/bench-serve-apiN.tar.gz
+#   bench-serve:eager, bench-serve-api:N:eager  the same with --enforce-eager (a start of ~45 s, not ~145 s)
+#                    -> $OUT/bench-serve-eager.tar.gz, $OUT/bench-serve-apiN-eager.tar.gz
 # Everything is logged to $OUT/device_run.log.
 set -u
 ROOT=$PWD
@@ -30,11 +32,14 @@ for step in "$@"; do
     host) timeout 200 python3 "$G/scripts/gpu/host_report.py" --out "$OUT" ;;
     grid:*) IFS=: read -r _ name secs <<<"$step"; python3 "$G/scripts/gpu/grid.py" "$name" --out "$OUT" --budget "$secs" --model "$G/model" ;;
     smoke:*) bash "$G/scripts/gpu/smoke_runs.sh" "${step#smoke:}" ;;
-    bench-serve|bench-serve-quick|bench-serve-api:*)
+    bench-serve|bench-serve:eager|bench-serve-quick|bench-serve-api:*)
                  quick=(); name=bench-serve
                  [[ $step == bench-serve-quick ]] && quick=(--serve=--enforce-eager --bench=--concurrency --bench=1,4,16 \
                     --bench=--duration --bench=10 --bench=--max-time --bench=60)
-                 [[ $step == bench-serve-api:* ]] && { name=bench-serve-api${step#*:}; quick=(--serve=--api-server-count --serve="${step#*:}"); }
+                 if [[ $step == bench-serve-api:* ]]; then
+                   n=${step#bench-serve-api:}; n=${n%%:*}; name=bench-serve-api$n; quick=(--serve=--api-server-count --serve="$n")
+                 fi
+                 [[ $step == *:eager ]] && { name=$name-eager; quick+=(--serve=--enforce-eager); }
                  (cd /tmp && python3 "$G/scripts/gpu/bench_serve.py" --model "$G/model" --out "/tmp/$name" \
                     --plan=--max-model-len --plan=32768 --plan=--video-seconds --plan=8 --plan=--video-size --plan=640x360 \
                     --plan=--video-fps --plan=4 --serve=--load-format --serve=dummy \
