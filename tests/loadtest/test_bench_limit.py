@@ -6,9 +6,16 @@ queued in the API server long before the KV cache filled)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+
+import pytest
 
 from conftest import ROOT, run_qvdoctor
 from tests.loadtest.benchfix import CLIP, CLIP_TOKENS, result_json, server
+from tests.vllm_support import require_vllm  # noqa: F401 (fixture)
+
+API_FIX = {"flags": {"api_server_count": 4}}
 
 GPU_RUN = ROOT / "tests" / "logs" / "real" / "gpu" / "serve-bench" / "bench.json"
 
@@ -28,7 +35,7 @@ def test_a_one_lane_api_server_is_named_with_its_fix():
     lim = out["limit"]
     assert res.returncode == 0 and out["knee"]["concurrency"] == 1, res.stderr[-2000:]
     assert lim["stage"] == "api-server" and lim["load"] == 4, lim
-    assert lim["fix"] == {"flags": {"api_server_count": 4}} and "--api-server-count 4" in lim["hint"]
+    assert lim["fix"] == API_FIX and "--api-server-count 4" in lim["hint"]
     assert any("queue/prefill/rest" in e for e in lim["evidence"])
 
 
@@ -46,7 +53,22 @@ def test_the_recorded_gpu_run_is_limited_by_its_api_server():
     on an H100: 3.67 req/s at 4 concurrent, 3.77 at 16, while the KV cache had room for 414."""
     res = run_qvdoctor("bench", "--from-json", str(GPU_RUN), "--json", timeout=60)
     lim = json.loads(res.stdout)["limit"]
-    assert lim["stage"] == "api-server" and lim["load"] == 16 and lim["fix"] == {"flags": {"api_server_count": 4}}
+    assert lim["stage"] == "api-server" and lim["load"] == 16 and lim["fix"] == API_FIX
     assert "full at 414" in lim["cause"]
     text = run_qvdoctor("bench", "--from-json", str(GPU_RUN), timeout=60).stdout
     assert "limit at concurrency 16: api-server" in text and "fix: add --api-server-count 4" in text
+
+
+@pytest.mark.vllm
+def test_vllm_parser_accepts_the_api_server_fix(require_vllm):  # noqa: F811
+    """The limit's fix, rendered as flags, is read by vLLM's own `vllm serve` parser."""
+    from qvdoctor.launch import Launch
+
+    argv = Launch({"max_model_len": 4096, **API_FIX["flags"]}, model="m").argv()  # ['vllm', 'serve', MODEL, ...]
+    code = ("import json, sys\n"
+            "from vllm.entrypoints.cli.serve import ServeSubcommand\n"
+            "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+            "p = FlexibleArgumentParser(); ServeSubcommand().subparser_init(p.add_subparsers(dest='subparser'))\n"
+            "print(p.parse_args(json.loads(sys.argv[1])[1:]).api_server_count)\n")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(argv)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.split()[-1] == "4", out.stderr[-2000:]
