@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-API_SERVERS = 4  # the --api-server-count measured on the GPU host (tests/logs/real/gpu/serve-bench-api4/)
+# vLLM >= 0.10 runs N API server processes over one engine with --api-server-count N (run_multi_api_server),
+# each with its own media processing; vLLM's parser reads the flag (tests/loadtest/test_bench_limit.py).
+# Its gain on the GPU host is not measured yet (scripts/gpu/device_run.sh step bench-serve-api:4).
+API_SERVERS = 4
 MIN_API_SERVER_VERSION = (0, 10)
 
 
@@ -89,7 +92,8 @@ def what_limits(points: list[dict[str, Any]], mode: str, slos: bool, max_tokens:
         return {**out, "stage": "api-server", "evidence": evidence, "cause": cause,
                 "fix": {"flags": {"api_server_count": API_SERVERS}},
                 "hint": f"add --api-server-count {API_SERVERS} to the served launch ({API_SERVERS} API server processes share "
-                        "the media processing; each takes a CPU core and its own processor cache), then bench again"}
+                        "the media processing; each takes a CPU core and its own processor cache), then bench again: "
+                        "qvdoctor has not measured its gain yet"}
     if stage == "queue":
         full = kv_knee is not None and float(load) >= kv_knee
         cause = ("requests wait in vLLM's queue for a batch slot: "
