@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-# vLLM >= 0.10 runs N API server processes over one engine with --api-server-count N (run_multi_api_server),
-# each with its own media processing; vLLM's parser reads the flag (tests/loadtest/test_bench_limit.py).
+# vLLM runs N API server processes over one engine with --api-server-count N (run_multi_api_server; the flag
+# came with vllm-project/vllm#17546, May 2025, and since #22710 / #23550, Aug 2025 (0.10), each server does its
+# own multimodal processing); vLLM's parser reads the flag (tests/loadtest/test_bench_limit.py).
 # Its gain on the GPU host is not measured yet (scripts/gpu/device_run.sh step bench-serve-api:4).
 API_SERVERS = 4
 MIN_API_SERVER_VERSION = (0, 10)
@@ -73,6 +74,10 @@ def what_limits(points: list[dict[str, Any]], mode: str, slos: bool, max_tokens:
     elif decode_grew > ttft_grew:
         stage = "decode"
         evidence.append(f"TPOT mean {_mean(base, 'tpot_ms'):.1f} -> {_mean(past, 'tpot_ms'):.1f} ms")
+    elif grew:
+        return {**out, "stage": "unknown", "evidence": evidence,
+                "cause": "TTFT grew in queue, prefill and the rest alike: no one stage explains the knee",
+                "hint": "bench with more requests per point (--requests or --duration) to narrow the split"}
     else:
         return {**out, "stage": "unknown", "evidence": evidence,
                 "cause": "the server's /metrics give no TTFT breakdown to tell where requests wait",

@@ -9,6 +9,7 @@ point past saturation is measured, to show it)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import time
@@ -241,8 +242,6 @@ async def served_model(url: str) -> str | None:
         return None
     if status != 200:
         return None
-    import json
-
     try:
         data = json.loads(body).get("data") or []
         return data[0]["id"] if data else None
@@ -252,8 +251,6 @@ async def served_model(url: str) -> str | None:
 
 async def server_version(url: str) -> str | None:
     """vLLM's ``GET /version`` (``{"version": "0.26.0"}``); ``None`` for other servers."""
-    import json
-
     try:
         status, body = await get(Endpoint.parse(url), "/version", timeout=10.0)
         return str(json.loads(body)["version"]) if status == 200 else None

@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from qvdoctor.doctor.triage.schema import (
     _CONTEXT,
@@ -454,7 +454,8 @@ def _last_frame(text: str) -> tuple[int, str] | None:
     return None
 
 
-def _last_of(text: str, skip: set[int], markers: tuple[str, ...], is_error=None) -> tuple[int, str] | None:
+def _last_of(text: str, skip: set[int], markers: tuple[str, ...],
+             is_error: Callable[[str], bool] | None = None) -> tuple[int, str] | None:
     best: tuple[int, str] | None = None
     for marker in markers:
         pos = len(text)
