@@ -39,6 +39,7 @@ class Case:
     round7: str = ""  # likewise for round 7
     round8: str = ""  # likewise for round 8
     round9: str = ""  # likewise for round 9
+    round10: str = ""  # likewise for round 10
 
     @property
     def cut(self) -> bool:
