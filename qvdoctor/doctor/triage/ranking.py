@@ -25,6 +25,7 @@ from qvdoctor.doctor.triage.scanning import (
     read_log,
     scan,
 )
+from qvdoctor.doctor.triage.stages import stopped_finding
 from qvdoctor.doctor.triage.schema import (
     _ANSI,
     EVIDENCE_CHARS,
@@ -246,6 +247,10 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     last_no = _number_lines(text, [err[0]])[err[0]] if err else None
     if unknown and err is not None:
         findings.insert(0, _unknown_finding(_clean(err[1]), last_no))
+    elif not any(f.status in ("fail", "warn") for f in findings):
+        stopped = stopped_finding(text)  # no error, no warning: did start-up finish?
+        if stopped is not None:
+            findings.insert(0, stopped)
     return TriageResult(findings, _clean(err[1]) if err else None, unknown, last_no, context)
 
 

@@ -1,0 +1,96 @@
+"""Where a start-up stopped: the last start-up stage a log shows when it has no error and no sign
+that the engine became ready (a hang, a process killed without a message, or a cut copy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qvdoctor.doctor.findings import Evidence, Finding
+
+STAGE_ID = "startup-stopped"
+TAIL = 64 * 1024  # a stop is at the end: only the log's tail is read, so a 100 MB log costs nothing
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    markers: tuple[str, ...]  # substrings of the lines vLLM prints while in this stage
+    why: str  # what a silent stop at this stage usually is
+    fix: str
+
+
+STAGES = (
+    Stage("distributed initialisation (NCCL / Ray)",
+          ("NCCL INFO", "Started a local Ray instance", "Connecting to existing Ray cluster", "world_size="),
+          "a hang in NCCL or Ray set-up between the GPUs or nodes (peer-to-peer or the network interface "
+          "does not work, a node waits for a peer that never comes)",
+          "re-run with NCCL_DEBUG=INFO to see where it waits; on GPUs without working peer-to-peer, "
+          "NCCL_P2P_DISABLE=1; across nodes, NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME set to the interface that connects them"),
+    Stage("loading the weights",
+          ("Starting to load model", "Loading safetensors checkpoint shards", "Loading pt checkpoint shards",
+           "Using model weights format"),
+          "the host's OOM killer ending the process while the weights pass through host memory (no Python error "
+          "is printed; exit -9), or very slow storage",
+          "check `dmesg | grep -i -E 'killed process|out of memory'` and the exit code; give the host more RAM "
+          "or swap, or load from local safetensors files"),
+    Stage("memory profiling",
+          ("Model loading took", "Starting profile run", "Memory profiling takes", "Encoder cache will be initialized"),
+          "a kill during the profile run with the largest multimodal dummy input (host or GPU memory), or a hang in "
+          "the first forward pass",
+          "check `dmesg` for the OOM killer; lower the profiling peak: --max-num-seqs, --max-num-batched-tokens, "
+          "--limit-mm-per-prompt, --mm-processor-kwargs max_pixels"),
+    Stage("torch.compile",
+          ("Dynamo bytecode transform time", "Compiling a graph for", "Using cache directory:"),
+          "the first torch.compile of a model, which takes minutes (later starts reuse the cache), or a hang in it",
+          "wait for it once (it is cached under ~/.cache/vllm/torch_compile_cache); if it never ends, start with "
+          "--enforce-eager"),
+    Stage("CUDA graph capture",
+          ("Capturing CUDA graph", "Capturing cudagraphs", "Capturing the model for CUDA graphs", "GPU KV cache size",
+           "Maximum concurrency for"),
+          "a hang or a crash without message while CUDA graphs are captured (after the KV cache was allocated)",
+          "start with --enforce-eager (no CUDA graphs) to confirm; a smaller --max-num-seqs captures fewer graphs"),
+)
+# lines that come only after start-up finished: serving, a finished offline run, or a shutdown
+DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvicorn running on", "Avg prompt throughput", "Processed prompts: 100%",
+         "init engine (profile, create kv cache, warmup model) took", "Graph capturing finished", "Available routes are",
+         "Starting vLLM API server", '"POST /v1/', "Received request")
+
+
+def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
+    """The stage of the last vLLM start-up line in the log's tail, its 1-based line number and
+    text, when no line after it says the engine became ready or shut down."""
+    offset = max(0, len(text) - TAIL)
+    tail = text[offset:]
+    if "vllm" not in tail.lower():  # a vLLM start-up only (a Ray or NCCL tool alone says nothing here)
+        return None
+    ready = max(tail.rfind(m) for m in DONE)
+    best: tuple[int, Stage] | None = None
+    for stage in STAGES:
+        for marker in stage.markers:
+            at = tail.rfind(marker)
+            if at > ready and (best is None or at > best[0]):
+                best = (at, stage)
+    if best is None:
+        return None
+    at, stage = best
+    start = tail.rfind("\n", 0, at) + 1
+    end = tail.find("\n", at)
+    line_no = text.count("\n", 0, offset + start) + 1
+    return stage, line_no, tail[start:end if end >= 0 else len(tail)]
+
+
+def stopped_finding(text: str) -> Finding | None:
+    """A warning for a log that stops inside start-up with no error: never an all-clear for it."""
+    found = stopped_stage(text)
+    if found is None:
+        return None
+    stage, line_no, line = found
+    return Finding(
+        id=STAGE_ID, family="other", status="warn", role="unknown",
+        title=f"No sign that start-up finished: the log stops during {stage.name}",
+        cause=("The log has no error line and nothing after this line says the engine became ready. Either the "
+               "copy is cut (the error is in the part that is missing) or the process stopped here without a "
+               f"message: at this stage that is usually {stage.why}."),
+        fix=f"If the copy is complete: {stage.fix}. Otherwise triage the whole log.",
+        evidence=[Evidence(line.strip()[:240], source="log", line=line_no)],
+    )
