@@ -360,6 +360,12 @@ def test_a_real_start_up_cut_short_is_a_warning_with_its_stage():
     assert "OOM killer" in first.cause and "dmesg" in first.fix
     assert "startup-stopped" not in {f.id for f in triage_file(str(REAL / "success-video.log")).findings}
     assert triage_text("2024-06-13 16:11:50,396 INFO worker.py:1752 -- Started a local Ray instance.\n").exit_code == 0
+    # a copy that holds only the engine's config line (the thread quotes the error in prose)
+    config_only = "\n".join(lines[:16])
+    assert "LLM engine (v0.32.0)" in config_only
+    stopped = triage_text(config_only).findings[0]
+    assert stopped.id == "startup-stopped" and "before the model loads" in stopped.title
+    assert "VLLM_LOGGING_LEVEL=DEBUG" in stopped.fix
 
 
 def test_ladder_topic_on_the_error_line_names_the_family():

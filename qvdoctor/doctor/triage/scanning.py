@@ -384,6 +384,8 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
+                        # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
+                        r"|^(?:\([\w.-]{1,60} pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d"
                         r"|^\s{0,12}Value error, \S"
                         r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
@@ -440,15 +442,27 @@ def _status_line(line: str) -> bool:
 _TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}(?:, in |,?[ \t]*$)')
 
 
+# IPython / Jupyter: "File ~/x/llm.py:177, in LLM.__init__(self, ...)", in a notebook as a link
+# "File [/opt/.../module.py:1562](http://host:8888/...), in Module._call_impl"
+_IPY_FRAME = re.compile(r"[ \t]{0,8}File \[?[~/.\w][^\n]{0,400}?\.py:\d{1,7}(?:\]\([^)\n]{0,400}\))?, in ")
+
+
 def _last_frame(text: str) -> tuple[int, str] | None:
-    """The last traceback frame line: a traceback cut before its header and its message is still one."""
+    """The last traceback frame line (Python's or IPython's): a traceback cut before its header
+    and its message is still one."""
+    found = [f for f in (_last_matching(text, '", line ', _TB_FRAME.search),
+                         _last_matching(text, ".py:", _IPY_FRAME.match)) if f is not None]
+    return max(found) if found else None
+
+
+def _last_matching(text: str, marker: str, test: Callable[..., Any]) -> tuple[int, str] | None:
     pos = len(text)
     for _ in range(200):
-        pos = text.rfind('", line ', 0, pos)
+        pos = text.rfind(marker, 0, pos)
         if pos < 0:
             return None
         start, end = _line_bounds(text, pos)
-        if _TB_FRAME.search(text, start, end):
+        if test(text, start, end):
             return start, text[start:end]
         pos = start
     return None

@@ -20,6 +20,12 @@ class Stage:
 
 
 STAGES = (
+    Stage("engine set-up, before the model loads",
+          ("LLM engine (v", "non-default args:", "args: Namespace("),  # "Initializing a V1 LLM engine (v0.11.0)"
+          "a configuration or platform check that failed right after this line (the model's config, the GPU, a "
+          "missing package: its error is printed next), or a hang before the first worker reports",
+          "run it again and keep the lines after this one; with VLLM_LOGGING_LEVEL=DEBUG vLLM prints each step, "
+          "so the last line shows where it stops"),
     Stage("distributed initialisation (NCCL / Ray)",
           ("NCCL INFO", "Started a local Ray instance", "Connecting to existing Ray cluster", "world_size="),
           "a hang in NCCL or Ray set-up between the GPUs or nodes (peer-to-peer or the network interface "
@@ -61,7 +67,7 @@ def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
     text, when no line after it says the engine became ready or shut down."""
     offset = max(0, len(text) - TAIL)
     tail = text[offset:]
-    if "vllm" not in tail.lower():  # a vLLM start-up only (a Ray or NCCL tool alone says nothing here)
+    if "vllm" not in tail.lower() and "LLM engine" not in tail:  # vLLM's only (a Ray or NCCL tool alone says nothing here)
         return None
     ready = max(tail.rfind(m) for m in DONE)
     best: tuple[int, Stage] | None = None
