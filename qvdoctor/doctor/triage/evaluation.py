@@ -40,6 +40,7 @@ class Case:
     round8: str = ""  # likewise for round 8
     round9: str = ""  # likewise for round 9
     round10: str = ""  # likewise for round 10
+    round11: str = ""  # likewise for round 11
 
     @property
     def cut(self) -> bool:

@@ -21,7 +21,8 @@ class Stage:
 
 STAGES = (
     Stage("engine set-up, before the model loads",
-          ("LLM engine (v", "non-default args:", "args: Namespace("),  # "Initializing a V1 LLM engine (v0.11.0)"
+          # "Initializing a V1 LLM engine (v0.11.0)"; Ray Serve's vLLM app: "Starting with engine args: ..."
+          ("LLM engine (v", "non-default args:", "args: Namespace(", "Starting with engine args"),
           "a configuration or platform check that failed right after this line (the model's config, the GPU, a "
           "missing package: its error is printed next), or a hang before the first worker reports",
           "run it again and keep the lines after this one; with VLLM_LOGGING_LEVEL=DEBUG vLLM prints each step, "
