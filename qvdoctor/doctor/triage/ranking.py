@@ -25,7 +25,6 @@ from qvdoctor.doctor.triage.scanning import (
     read_log,
     scan,
 )
-from qvdoctor.doctor.triage.stages import stopped_finding
 from qvdoctor.doctor.triage.schema import (
     _ANSI,
     EVIDENCE_CHARS,
@@ -36,6 +35,7 @@ from qvdoctor.doctor.triage.schema import (
     Signature,
     load_signatures,
 )
+from qvdoctor.doctor.triage.stages import stopped_finding
 
 UNKNOWN_ID = "unknown-error"
 _NEW_RECORD = re.compile(r"\s|\(|\[|[A-Z]{4,8} \d\d-\d\d |\d{4}-\d\d-\d\d|Traceback|File \"")
