@@ -146,6 +146,7 @@ def test_a_terminal_wrapped_frame_is_still_a_traceback():
     "python: /src/lib/Analysis/Allocation.cpp:47: std::pair<...>: Assertion `!(srcMmaLayout && dstMmaLayout)' failed.",
     "rocBLAS error: Cannot read /opt/rocm/lib/rocblas/library/TensileLibrary.dat: No such file or directory",
     "`OSError: It looks like the config file at '/m/x.gguf' is not a valid JSON file.`",
+    "after quantizing, running vllm fails with `RuntimeError: qvfake went wrong` on every start",
 ])
 def test_failure_lines_without_a_python_exception_are_errors(line):
     """Line forms of round 10's all-clears (fixed after its evaluation): argparse's error (also

@@ -110,6 +110,7 @@ FUNCTIONS: dict[str, Any] = {
     "fmt_bytes": _fmt_bytes,
     "is_serving_library": is_serving_library,
     "sm": lambda cc: "sm_" + str(cc).replace(".", "") if cc else None,
+    "snake": lambda name: str(name).replace("-", "_") if name else None,  # a CLI flag's engine-argument name
     "quant_problems": _quant_problems,
     "quant_min_cc": _quant_min_cc,
     "flag_line": _flag_line,

@@ -384,6 +384,8 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
+                        # an exception quoted in backticks inside a sentence: "... it fails with `KeyError: 'x'`"
+                        r"|`{1,3}[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
                         r"|^(?:\([\w.-]{1,60} pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d"
                         r"|^\s{0,12}Value error, \S"
