@@ -41,6 +41,7 @@ class Case:
     round9: str = ""  # likewise for round 9
     round10: str = ""  # likewise for round 10
     round11: str = ""  # likewise for round 11
+    round12: str = ""  # likewise for round 12
 
     @property
     def cut(self) -> bool:

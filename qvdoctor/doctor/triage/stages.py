@@ -22,7 +22,7 @@ class Stage:
 STAGES = (
     Stage("engine set-up, before the model loads",
           # "Initializing a V1 LLM engine (v0.11.0)"; Ray Serve's vLLM app: "Starting with engine args: ..."
-          ("LLM engine (v", "non-default args:", "args: Namespace(", "Starting with engine args"),
+          ("vLLM API server version", "LLM engine (v", "non-default args:", "args: Namespace(", "Starting with engine args"),
           "a configuration or platform check that failed right after this line (the model's config, the GPU, a "
           "missing package: its error is printed next), or a hang before the first worker reports",
           "run it again and keep the lines after this one; with VLLM_LOGGING_LEVEL=DEBUG vLLM prints each step, "
@@ -57,6 +57,7 @@ STAGES = (
           "a hang or a crash without message while CUDA graphs are captured (after the KV cache was allocated)",
           "start with --enforce-eager (no CUDA graphs) to confirm; a smaller --max-num-seqs captures fewer graphs"),
 )
+VLLM_WORDS = ("LLM engine", "tensor_parallel_size=")  # vLLM's own lines that may not say "vllm"
 # lines that come only after start-up finished: serving, a finished offline run, or a shutdown
 DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvicorn running on", "Avg prompt throughput", "Processed prompts: 100%",
          "init engine (profile, create kv cache, warmup model) took", "Graph capturing finished", "Available routes are",
@@ -68,7 +69,7 @@ def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
     text, when no line after it says the engine became ready or shut down."""
     offset = max(0, len(text) - TAIL)
     tail = text[offset:]
-    if "vllm" not in tail.lower() and "LLM engine" not in tail:  # vLLM's only (a Ray or NCCL tool alone says nothing here)
+    if not any(word in tail for word in VLLM_WORDS) and "vllm" not in tail.lower():  # a Ray or NCCL tool alone says nothing here
         return None
     ready = max(tail.rfind(m) for m in DONE)
     best: tuple[int, Stage] | None = None
