@@ -96,6 +96,9 @@ LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
     # that follows it (mm-profiling-too-short `explains` cuda-oom); the thread counts the OOM itself
     "r12-oom-800mib-v084-regression-mm-profiling": "mm-limits",
+    # vLLM's "Failed to apply Qwen2_5_VLProcessor on data=..." is raised from the processor's own exception,
+    # which this copy does not show (mm-processor-failed is a wrapper); the thread's label is a guess too
+    "r12-gptq-qwen25vl-processor-profiling-3584": "none",
 }
 
 
@@ -158,6 +161,9 @@ def test_a_terminal_wrapped_frame_is_still_a_traceback():
     "rocBLAS error: Cannot read /opt/rocm/lib/rocblas/library/TensileLibrary.dat: No such file or directory",
     "`OSError: It looks like the config file at '/m/x.gguf' is not a valid JSON file.`",
     "after quantizing, running vllm fails with `RuntimeError: qvfake went wrong` on every start",
+    "inference causes error `[rank0]: RuntimeError: qvfake went wrong`",
+    "vllm return errors: `{'error': {'message': 'qvfake went wrong', 'type': 'Internal Server Error', 'code': 500}}`",
+    "[core.py:393] RuntimeError: qvfake went wrong",
 ])
 def test_failure_lines_without_a_python_exception_are_errors(line):
     """Line forms of round 10's all-clears (fixed after its evaluation): argparse's error (also
@@ -202,7 +208,9 @@ def test_unexplained_error_is_a_failing_unknown_finding():
     "File [/opt/conda/lib/python3.12/site-packages/vllm/model_executor/models/mllama.py:529](http://10.0.0.1:8888/x#line=528), "
     "in MllamaVisionModel.forward(self, x)\n--> 529 hidden_state = self.gated_positional_embedding(hidden_state,\n",
     "Set the context length to 32k and this error occurred:\nERROR 06-11 02:07:59 [serving_chat.p",
-], ids=["nccl-warn", "cuda-error", "bare-frame", "ipython-frame", "jupyter-link-frame", "cut-error-prefix"])
+    'INFO 01-01 00:00:00 [core.py:1] start\n  File "/usr/local/lib/python3.11/site-packages/transformers/models/qwen3_om',
+], ids=["nccl-warn", "cuda-error", "bare-frame", "ipython-frame", "jupyter-link-frame", "cut-error-prefix",
+        "frame-cut-mid-path"])
 def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
 
@@ -374,3 +382,13 @@ def test_markdown_without_log(tmp_path):
     assert res.returncode in (1, 2), res.stderr
     headings = [t for t in _tokens(res.stdout) if t.type == "heading_open"]
     assert len(headings) >= 3 and "Tesla T4" in res.stdout
+
+
+def test_continuation_lines_under_the_error_prefix_are_not_the_error():
+    """A message that goes on over ERROR-prefixed lines (a data dump, a frame) is evidenced by its
+    exception line, not by its last continuation; only a prefix the copy cuts short is one alone."""
+    p = "ERROR 06-17 08:31:33 [core.py:515] "
+    text = (p + "Traceback (most recent call last):\n" + p + '  File "/x/vllm/v1/engine/core.py", line 506, in run\n'
+            + p + "qvfake.NewError: bad data={'images': [\n" + p + "        [[255, 255, 255],\n" + p + "         ...,\n")
+    result = triage_text(text)
+    assert result.exit_code == 2 and result.last_error_line.endswith("qvfake.NewError: bad data={'images': [")

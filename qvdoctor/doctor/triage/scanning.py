@@ -353,6 +353,7 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   # [2024-06-13 16:11:51,588 E 13261 13261]
                   "[E", "[F", "E0", "E1", "F0", "F1", " E ", " C ", " F ",
                   "'object': 'error'", '"object": "error"', '"object":"error"',  # an OpenAI error body, JSON or Python repr
+                  "'error': {", '"error": {', '"error":{',
                   "Value error, ",  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."
                   "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
                   ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
@@ -370,6 +371,8 @@ _PREFIX = re.compile(
     r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
     r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
     r"(?:\[[\w.]{1,80}:\d{1,6}\]|[\w.]{1,80}:\d{1,6}\])\s?"
+    # the same prefix with its level and time cut off by the copy: "[core.py:393] RuntimeError: ..."
+    r"|\[[\w.]{1,80}\.py:\d{1,6}\]\s"
     # after a timestamp, Python logging's own level: 2024-06-13 16:11:50,396 ERROR worker.py:1752 -- ...
     r"|(?(ts)(?P<level2>INFO|WARNING|ERROR|DEBUG|CRITICAL)(?::|\s{1,3}(?:[\w.]{1,80}:\d{1,6}\s{1,3}--\s)?)\s?))?"
 )
@@ -385,9 +388,11 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
                         # an exception quoted in backticks inside a sentence: "... it fails with `KeyError: 'x'`"
-                        r"|`{1,3}[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
+                        r"|`{1,3}(?:\[rank\d{1,5}\]:\s?)?[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
+                        # the OpenAI-compatible server's error body: {'error': {'message': ..., 'code': 500}}
+                        r"|[\"']error[\"']: ?\{ ?[\"']message[\"']: "
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
-                        r"|^(?:\([\w.-]{1,60} pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d"
+                        r"|^(?:\([\w.-]{1,60} pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?:\s{1,3}\[?[\w.]{0,80})?\s?$"
                         r"|^\s{0,12}Value error, \S"
                         r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
@@ -449,11 +454,19 @@ _TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}(?:, in |,?[ \t]*$)')
 _IPY_FRAME = re.compile(r"[ \t]{0,8}File \[?[~/.\w][^\n]{0,400}?\.py:\d{1,7}(?:\]\([^)\n]{0,400}\))?, in ")
 
 
+# a frame line the copy cuts inside its path, as the log's last line: '  File "/usr/lib/python3.11/site-pa'
+_CUT_FRAME = re.compile(r'[ \t]{0,8}File "[/~<.\w][^"\n]{0,400}$')
+
+
 def _last_frame(text: str) -> tuple[int, str] | None:
-    """The last traceback frame line (Python's or IPython's): a traceback cut before its header
-    and its message is still one."""
+    """The last traceback frame line (Python's or IPython's, or one cut mid-path at the end of the
+    log): a traceback cut before its header and its message is still one."""
     found = [f for f in (_last_matching(text, '", line ', _TB_FRAME.search),
                          _last_matching(text, ".py:", _IPY_FRAME.match)) if f is not None]
+    tail = text.rstrip()
+    start = tail.rfind("\n") + 1
+    if _CUT_FRAME.match(tail, start):
+        found.append((start, tail[start:]))
     return max(found) if found else None
 
 
