@@ -59,6 +59,22 @@ def test_the_recorded_gpu_run_is_limited_by_its_api_server():
     assert "limit at concurrency 16: api-server" in text and "fix: add --api-server-count 4" in text
 
 
+def test_the_api_server_fix_hint_quotes_its_recorded_measurement():
+    """The fix's hint quotes the same-machine pair recorded for it (H100, vLLM 0.26.0, eager; docs/bench.md):
+    the peak rate rose 4.38 -> 5.60 req/s with 4 API servers, the knee did not (8 with one, none with four)."""
+    from qvdoctor.loadtest.limit import what_limits
+
+    gpu = GPU_RUN.parent.parent
+    one, four = (json.loads((gpu / d / "bench.json").read_text()) for d in ("serve-bench-eager-sweep", "serve-bench-api4-eager-sweep"))
+    assert [p["concurrency"] for p in one["points"]] == [p["concurrency"] for p in four["points"]] == [4, 8, 16, 32, 64]
+    peak1, peak4 = (max(p["req_per_s"] for p in r["points"]) for r in (one, four))
+    assert (round(peak1, 1), round(peak4, 1)) == (4.4, 5.6) and round(100 * (peak4 / peak1 - 1)) == 28
+    assert one["knee"]["concurrency"] == 8 and four["knee"]["concurrency"] is None
+    lim = what_limits(one["points"], one["mode"], True, one["max_tokens"], one["prediction"], one["server_version"])
+    assert lim["stage"] == "api-server" and lim["fix"] == API_FIX
+    assert "4.4 -> 5.6 req/s (+28 %), not the knee" in lim["hint"] and "serve-bench-api4-eager-sweep" in lim["hint"]
+
+
 @pytest.mark.vllm
 def test_vllm_parser_accepts_the_api_server_fix(require_vllm):  # noqa: F811
     """The limit's fix, rendered as flags, is read by vLLM's own `vllm serve` parser."""
