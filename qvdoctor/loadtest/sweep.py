@@ -93,6 +93,16 @@ async def scrape(endpoint: Endpoint) -> Scrape | None:
     return parse(body.decode("utf-8", "replace"), time.monotonic())
 
 
+async def _request(lp: LoadPlan, conn: Connection, path: str, k: int, deadline: float) -> RequestResult:
+    """Request ``k``, given at most the run's remaining time; one that time cap cuts says so (it
+    counts as failed, but is not the server's timeout)."""
+    timeout = min(lp.timeout, max(0.1, deadline - time.perf_counter()))
+    r = await stream_chat(conn, path, lp.bodies(k), timeout, media_items=lp.media_items, visual_expected=lp.visual_expected)
+    if not r.ok and timeout < lp.timeout and (r.error or "").startswith("timed out"):
+        r.error = "cut by the run's time cap (--max-time) before it finished"
+    return r
+
+
 async def _closed_loop(lp: LoadPlan, endpoint: Endpoint, path: str, c: int, first: int, n: int,
                        send_until: float, deadline: float, results: list[RequestResult]) -> None:
     nxt = [first]
@@ -104,9 +114,7 @@ async def _closed_loop(lp: LoadPlan, endpoint: Endpoint, path: str, c: int, firs
             while nxt[0] < end and time.perf_counter() < send_until:
                 k = nxt[0]
                 nxt[0] += 1
-                r = await stream_chat(conn, path, lp.bodies(k), min(lp.timeout, max(0.1, deadline - time.perf_counter())),
-                                      media_items=lp.media_items, visual_expected=lp.visual_expected)
-                results.append(r)
+                results.append(await _request(lp, conn, path, k, deadline))
         finally:
             conn.close()
 
@@ -121,9 +129,7 @@ async def _open_loop(lp: LoadPlan, endpoint: Endpoint, path: str, rate: float, f
 
     async def one(k: int) -> None:
         conn = idle.pop() if idle else Connection(endpoint)
-        r = await stream_chat(conn, path, lp.bodies(k), min(lp.timeout, max(0.1, deadline - time.perf_counter())),
-                              media_items=lp.media_items, visual_expected=lp.visual_expected)
-        results.append(r)
+        results.append(await _request(lp, conn, path, k, deadline))
         if conn.reusable:
             idle.append(conn)
         else:

@@ -158,3 +158,13 @@ def test_a_duration_point_that_runs_out_of_requests_says_so():
     p = result_json(res)["points"][0]
     assert p["requests"] == p["ok"] == 4 and p["duration_s"] < 5
     assert "all 4 prepared requests were sent before --duration 5 s ended (raise --requests)" in res.stderr
+
+
+def test_requests_the_time_cap_cuts_say_so():
+    """A request still running when --max-time ends is failed, and says it was cut by the cap,
+    not that the server timed out (it had the run's remaining time, not --timeout)."""
+    with server("--slots", "1", "--ttft", "0.05", "--tpot", "0.5", "--visual-tokens", str(CLIP_TOKENS)) as url:
+        res = bench(url, "--concurrency", "2", "--requests", "6", "--max-time", "3", "--no-ceiling")
+    p = result_json(res)["points"][0]
+    assert p["errors"] >= 1 and p["ok"] + p["errors"] == p["requests"]
+    assert set(p["error_messages"]) == {"cut by the run's time cap (--max-time) before it finished"}, p["error_messages"]
