@@ -60,6 +60,32 @@ def tiny_model() -> Path:
     return build_tiny_model()
 
 
+# vLLM's own `vllm serve` argument parser, built as the CLI builds it (run in a child: importing vllm is slow)
+SERVE_PARSER = (
+    "from vllm.entrypoints.cli.serve import ServeSubcommand\n"
+    "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+    "p = FlexibleArgumentParser(); ServeSubcommand().subparser_init(p.add_subparsers(dest='subparser'))\n"
+)
+
+
+def serve_parser_rejects(arg_lists: list[list[str]]) -> list[int]:
+    """Indices of the ``vllm serve`` argument lists (after ``vllm``) that vLLM's parser rejects."""
+    code = SERVE_PARSER + (
+        "import contextlib, io, json, sys\n"
+        "bad = []\n"
+        "for i, args in enumerate(json.loads(sys.stdin.read())):\n"
+        "    try:\n"
+        "        with contextlib.redirect_stderr(io.StringIO()):\n"
+        "            p.parse_args(args)\n"
+        "    except SystemExit:\n"
+        "        bad.append(i)\n"
+        "print(json.dumps(bad))\n")
+    out = subprocess.run([sys.executable, "-c", code], input=json.dumps(arg_lists), capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def real_log(name: str) -> Path:
     """Path of a recorded real vLLM log, e.g. ``real_log("kv-cache-too-small")``."""
     path = REAL_LOGS / f"{name}.log"
