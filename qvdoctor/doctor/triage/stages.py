@@ -59,9 +59,9 @@ STAGES = (
 )
 VLLM_WORDS = ("LLM engine", "tensor_parallel_size=")  # vLLM's own lines that may not say "vllm"
 # lines that come only after start-up finished: serving, a finished offline run, or a shutdown
-DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvicorn running on", "Avg prompt throughput", "Processed prompts: 100%",
-         "init engine (profile, create kv cache, warmup model) took", "Graph capturing finished", "Available routes are",
-         "Starting vLLM API server", '"POST /v1/', "Received request")
+DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvicorn running on", "Avg prompt throughput",
+        "Processed prompts: 100%", "init engine (profile, create kv cache, warmup model) took", "Graph capturing finished",
+        "Available routes are", "Starting vLLM API server", '"POST /v1/', "Received request")
 
 
 def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
@@ -69,7 +69,7 @@ def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
     text, when no line after it says the engine became ready or shut down."""
     offset = max(0, len(text) - TAIL)
     tail = text[offset:]
-    if not any(word in tail for word in VLLM_WORDS) and "vllm" not in tail.lower():  # a Ray or NCCL tool alone says nothing here
+    if not any(word in tail for word in VLLM_WORDS) and "vllm" not in tail.lower():  # a Ray or NCCL tool alone: no
         return None
     ready = max(tail.rfind(m) for m in DONE)
     best: tuple[int, Stage] | None = None
