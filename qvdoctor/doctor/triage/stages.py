@@ -22,13 +22,15 @@ class Stage:
 STAGES = (
     Stage("engine set-up, before the model loads",
           # "Initializing a V1 LLM engine (v0.11.0)"; Ray Serve's vLLM app: "Starting with engine args: ..."
-          ("vLLM API server version", "LLM engine (v", "non-default args:", "args: Namespace(", "Starting with engine args"),
+          ("Automatically detected platform", "vLLM API server version", "LLM engine (v", "LLM engine with config:",
+           "non-default args:", "args: Namespace(", "Starting with engine args"),
           "a configuration or platform check that failed right after this line (the model's config, the GPU, a "
           "missing package: its error is printed next), or a hang before the first worker reports",
           "run it again and keep the lines after this one; with VLLM_LOGGING_LEVEL=DEBUG vLLM prints each step, "
           "so the last line shows where it stops"),
     Stage("distributed initialisation (NCCL / Ray)",
-          ("NCCL INFO", "Started a local Ray instance", "Connecting to existing Ray cluster", "world_size="),
+          ("NCCL INFO", "Started a local Ray instance", "Connecting to existing Ray cluster", "world_size=",
+           "is using nccl=="),  # pynccl: "vLLM is using nccl==2.21.5"
           "a hang in NCCL or Ray set-up between the GPUs or nodes (peer-to-peer or the network interface "
           "does not work, a node waits for a peer that never comes)",
           "re-run with NCCL_DEBUG=INFO to see where it waits; on GPUs without working peer-to-peer, "
@@ -57,7 +59,8 @@ STAGES = (
           "a hang or a crash without message while CUDA graphs are captured (after the KV cache was allocated)",
           "start with --enforce-eager (no CUDA graphs) to confirm; a smaller --max-num-seqs captures fewer graphs"),
 )
-VLLM_WORDS = ("LLM engine", "tensor_parallel_size=")  # vLLM's own lines that may not say "vllm"
+# vLLM's own lines that may not say "vllm" (transformers' progress bar is "Loading checkpoint shards")
+VLLM_WORDS = ("LLM engine", "tensor_parallel_size=", "Loading safetensors checkpoint shards")
 # lines that come only after start-up finished: serving, a finished offline run, or a shutdown
 DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvicorn running on", "Avg prompt throughput",
         "Processed prompts: 100%", "init engine (profile, create kv cache, warmup model) took", "Graph capturing finished",
