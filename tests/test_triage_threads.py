@@ -52,8 +52,9 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
     assert all(c.split == "dev" and c.round10 == "held-out" for c in CASES if c.round == 10)
     assert all(c.split == "dev" and c.round11 == "held-out" for c in CASES if c.round == 11)
     assert all(c.split == "dev" and c.round12 == "held-out" for c in CASES if c.round == 12)
+    assert all(c.split == "dev" and c.round13 == "held-out" for c in CASES if c.round == 13)
     held = [c for c in CASES if c.split == "held-out"]
-    assert all(c.round == 13 for c in held)
+    assert all(c.round == 14 for c in held)
     assert len(held) >= 30 and any(c.outcome == "success" for c in held)
     assert {c.outcome for c in CASES} >= {"fail", "success", "warning"}
 

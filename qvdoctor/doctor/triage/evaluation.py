@@ -42,6 +42,7 @@ class Case:
     round10: str = ""  # likewise for round 10
     round11: str = ""  # likewise for round 11
     round12: str = ""  # likewise for round 12
+    round13: str = ""  # likewise for round 13
 
     @property
     def cut(self) -> bool:
