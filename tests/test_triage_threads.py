@@ -41,18 +41,8 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
     assert all(c.split == "dev" for c in CASES if c.round == 1)  # round 1 was evaluated once, then joined dev
-    assert all(c.split == "dev" and c.round2 == "held-out" for c in CASES if c.round == 2)
-    assert all(c.split == "dev" and c.round3 == "held-out" for c in CASES if c.round == 3)
-    assert all(c.split == "dev" and c.round4 == "held-out" for c in CASES if c.round == 4)
-    assert all(c.split == "dev" and c.round5 == "held-out" for c in CASES if c.round == 5)
-    assert all(c.split == "dev" and c.round6 == "held-out" for c in CASES if c.round == 6)
-    assert all(c.split == "dev" and c.round7 == "held-out" for c in CASES if c.round == 7)
-    assert all(c.split == "dev" and c.round8 == "held-out" for c in CASES if c.round == 8)
-    assert all(c.split == "dev" and c.round9 == "held-out" for c in CASES if c.round == 9)
-    assert all(c.split == "dev" and c.round10 == "held-out" for c in CASES if c.round == 10)
-    assert all(c.split == "dev" and c.round11 == "held-out" for c in CASES if c.round == 11)
-    assert all(c.split == "dev" and c.round12 == "held-out" for c in CASES if c.round == 12)
-    assert all(c.split == "dev" and c.round13 == "held-out" for c in CASES if c.round == 13)
+    for r in range(2, 14):  # each later round was held out, evaluated once, then joined dev
+        assert all(c.split == "dev" and getattr(c, f"round{r}") == "held-out" for c in CASES if c.round == r), r
     held = [c for c in CASES if c.split == "held-out"]
     assert all(c.round == 14 for c in held)
     assert len(held) >= 30 and any(c.outcome == "success" for c in held)

@@ -73,6 +73,13 @@ def test_the_api_server_fix_hint_quotes_its_recorded_measurement():
     lim = what_limits(one["points"], one["mode"], True, one["max_tokens"], one["prediction"], one["server_version"])
     assert lim["stage"] == "api-server" and lim["fix"] == API_FIX
     assert "4.4 -> 5.6 req/s (+28 %), not the knee" in lim["hint"] and "serve-bench-api4-eager-sweep" in lim["hint"]
+    # the first pair (another H100, one API server run first, concurrency 1, 4, 16): 4.07 -> 5.16 req/s at 16,
+    # the knee 4 with either, the API server the limit of both (docs/bench.md, limit.py's comment)
+    one, four = (json.loads((gpu / d / "bench.json").read_text()) for d in ("serve-bench-eager", "serve-bench-api4-eager"))
+    assert [round(p["req_per_s"], 2) for r in (one, four) for p in r["points"] if p["concurrency"] == 16] == [4.07, 5.16]
+    assert one["knee"]["concurrency"] == four["knee"]["concurrency"] == 4
+    assert [what_limits(r["points"], r["mode"], True, r["max_tokens"], r["prediction"], r["server_version"])["stage"]
+            for r in (one, four)] == ["api-server", "api-server"]
 
 
 @pytest.mark.vllm
