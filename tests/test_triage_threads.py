@@ -80,7 +80,9 @@ def test_held_out_third_meets_the_targets():
 
 
 SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-missing-xgrammar-tracker-cut",
-                     "r12-llamafactory-kv-128000-78336-vl-warnings-cut", "r13-internvl35-241b-unrecognized-config-class-list-cut"}
+                     "r12-llamafactory-kv-128000-78336-vl-warnings-cut", "r13-internvl35-241b-unrecognized-config-class-list-cut",
+                     "r14-v0-llava-chat-request-crash-debug-lines-cut", "r14-minicpmo-lora-apm-weight-names-list-cut",
+                     "r14-gpustack-ray-tp2-pp2-bundle-index-invalid-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -115,7 +117,7 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 148 of the 447 scored are cut before their message (rounds 10-13 brought 23, 17, 17 and 19)
+    # 168 of the 480 scored are cut before their message (rounds 10-14 brought 23, 17, 17, 19 and 20)
     assert s["family_rate"] >= 0.72 and s["fix_rate"] >= 0.9, s["misses"]
 
 

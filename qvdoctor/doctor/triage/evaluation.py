@@ -43,6 +43,7 @@ class Case:
     round11: str = ""  # likewise for round 11
     round12: str = ""  # likewise for round 12
     round13: str = ""  # likewise for round 13
+    round14: str = ""  # likewise for round 14
 
     @property
     def cut(self) -> bool:
