@@ -78,6 +78,7 @@ def test_example_names_its_own_signature(path: Path):
     ids = [f.id for f in result.findings]
     assert entry_id in ids
     mine = result.findings[ids.index(entry_id)]
+    assert mine.title != entry_id and "could not be rendered" not in mine.cause, mine.cause  # its templates render
     assert mine.evidence and all(e.line and e.source == "log" for e in mine.evidence)
     lines = path.read_bytes().decode().split("\n")  # numbered like grep -n: a bare \r is no line break
     for e in mine.evidence:  # the evidence is the real line at that number
