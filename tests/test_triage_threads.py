@@ -41,10 +41,10 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
     assert all(c.split == "dev" for c in CASES if c.round == 1)  # round 1 was evaluated once, then joined dev
-    for r in range(2, 14):  # each later round was held out, evaluated once, then joined dev
+    for r in range(2, 15):  # each later round was held out, evaluated once, then joined dev
         assert all(c.split == "dev" and getattr(c, f"round{r}") == "held-out" for c in CASES if c.round == r), r
     held = [c for c in CASES if c.split == "held-out"]
-    assert all(c.round == 14 for c in held)
+    assert all(c.round == 15 for c in held)
     assert len(held) >= 30 and any(c.outcome == "success" for c in held)
     assert {c.outcome for c in CASES} >= {"fail", "success", "warning"}
 
