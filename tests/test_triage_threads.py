@@ -124,6 +124,24 @@ def test_dev_cases_stay_explained():
 # --------------------------------------------------------------------------- the fallback ladder
 
 
+def test_a_word_in_a_frame_path_is_no_topic():
+    """``c10d`` in ``torch/distributed/distributed_c10d.py`` says where the code runs, not that the
+    rendezvous failed: a traceback cut inside the first NCCL collective (the frames of round 13's
+    r13-internlm2-ncclsystemerror-all-reduce-rank0-cut, one frame further) is an NCCL failure."""
+    text = ('[rank0]:   File "/usr/local/lib/python3.10/dist-packages/vllm/distributed/parallel_state.py", line 293, in all_reduce\n'
+            '[rank0]:     torch.distributed.all_reduce(input_, group=self.device_group)\n'
+            '[rank0]:   File "/usr/local/lib/python3.10/dist-packages/torch/distributed/c10d_logger.py", line 72, in wrapper\n'
+            '[rank0]:     return func(*args, **kwargs)\n'
+            '[rank0]:   File "/usr/local/lib/python3.10/dist-packages/torch/distributed/distributed_c10d.py", line 1992, in all_reduce\n')
+    result = triage_text(text)
+    assert result.root is not None and result.root.id == "nccl-unhandled-system-error", result.root
+    assert "`all_reduce`" in result.root.cause
+    # the word on a message line still counts
+    said = triage_text("[W socket.cpp:663] [c10d] The client socket has failed to connect to [node-1]:29500 (errno: 110).\n"
+                       "torch.distributed.DistNetworkError: something new went wrong\n")
+    assert said.root is not None and said.root.family == "network", said.root
+
+
 def test_frame_names_the_cause_when_the_message_is_cut():
     """A ValueError raised from _check_if_gpu_supports_dtype is a dtype problem even when the
     excerpt ends at 'raise ValueError('."""

@@ -354,14 +354,28 @@ def _line_of(text: str, pos: int) -> str:
     return text[slice(*_line_bounds(text, pos))]
 
 
+_FRAME_PATH = re.compile(r'File "[^"\n]{0,400}(?:"|$)')
+
+
+def _only_in_frame_paths(line: str, needle: str) -> bool:
+    """Every occurrence of ``needle`` in ``line`` is inside a traceback frame's file path."""
+    paths = [m.span() for m in _FRAME_PATH.finditer(line)]
+    spots = [m.start() for m in re.finditer(re.escape(needle), line)]
+    return bool(paths and spots) and all(any(a <= p and p + len(needle) <= b for a, b in paths) for p in spots)
+
+
 def _path_word(text: str, hit: Hit, err_lo: int, msg_end: int) -> bool:
-    """A path-like topic word (``/dev/shm``) that is only the directory of a longer file path (a model
-    stored under /dev/shm/...) is no evidence of that subsystem, unless the error's own lines are about
-    it (shared memory, a bus error)."""
+    """A topic word that is only part of a traceback frame's file path (``c10d`` in
+    ``torch/distributed/distributed_c10d.py``) names where code runs, not what failed (``modules``
+    say that); a path-like topic word (``/dev/shm``) that is only the directory of a longer file path
+    (a model stored under /dev/shm/...) is no evidence of that subsystem either, unless the error's own
+    lines are about it (shared memory, a bus error)."""
     needle = hit.pattern.needle
-    if hit.pattern.engine != "topic" or not needle.startswith("/"):
+    if hit.pattern.engine != "topic":
         return False
     line = text[hit.start:hit.end]
+    if not needle.startswith("/"):
+        return _only_in_frame_paths(line, needle)
     inside = re.compile(re.escape(needle) + r"/[\w.-]")
     if any(not inside.match(line, m.start()) for m in re.finditer(re.escape(needle), line)):
         return False  # the word itself, not only a directory of a longer path
