@@ -44,6 +44,7 @@ class Case:
     round12: str = ""  # likewise for round 12
     round13: str = ""  # likewise for round 13
     round14: str = ""  # likewise for round 14
+    round15: str = ""  # likewise for round 15
 
     @property
     def cut(self) -> bool:
