@@ -366,6 +366,8 @@ _STATUS_MARKERS = tuple(f"{code} " for code in (400, 401, 403, 404, 405, 408, 41
 _STATUS_LINE = re.compile(r"(?:>[ \t]?){0,3}[ \t]{0,4}[45]\d\d [A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")
 _PREFIX = re.compile(
     r"(?:>[ \t]?){0,3}"
+    # docker build's (BuildKit) step and elapsed seconds: "#12 291.9 ERROR: ...", or copied as "291.9   ERROR: ..."
+    r"(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4}(?=\S))?"
     # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
     r"(?P<ts>\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\]?\s{1,3})?"
     r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
@@ -385,7 +387,7 @@ _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fat
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
                         r"|^(?:>[ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
-                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^ERROR: (?!pip's dependency resolver)"
+                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4})?ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
                         # an exception quoted in backticks inside a sentence: "... it fails with `KeyError: 'x'`"
                         r"|`{1,3}(?:\[rank\d{1,5}\]:\s?)?[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
