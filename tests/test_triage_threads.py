@@ -80,7 +80,7 @@ def test_held_out_third_meets_the_targets():
 
 
 SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-missing-xgrammar-tracker-cut",
-                     "r12-llamafactory-kv-128000-78336-vl-warnings-cut", "r13-internvl35-241b-unrecognized-config-class-list-cut",
+                     "r13-internvl35-241b-unrecognized-config-class-list-cut",
                      "r14-v0-llava-chat-request-crash-debug-lines-cut", "r14-minicpmo-lora-apm-weight-names-list-cut",
                      "r14-gpustack-ray-tp2-pp2-bundle-index-invalid-cut", "r15-easyr1-qwen25vl-3b-3xa800-nccl-error-startup-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
@@ -248,8 +248,10 @@ def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     '127.0.0.1:40608 - "POST /v1/qvfake HTTP/1.1" 500 Internal Server Error',
     "  Value error, qvfake size (16) cannot be larger than 8 [type=value_error, input_type=ArgsKwargs]",
     "400 As of qvfake v4.44, the default is no longer allowed, so you must provide one. None",
+    "291.9   ERROR: Failed building wheel for qvfake",  # docker build (BuildKit) output as a thread copies it
+    "#8 291.9 RuntimeError: qvfake went wrong",
 ], ids=["ray-glog-E", "ray-glog-C", "docker-timestamp", "python-logging", "indented", "bullet", "access-log-500",
-        "pydantic-value-error", "bare-status-400"])
+        "pydantic-value-error", "bare-status-400", "buildkit-elapsed", "buildkit-step"])
 def test_error_lines_are_read_behind_their_prefix(line):
     """Glog lines with a full date, docker/ISO timestamps, indentation or a list bullet, and an
     access-log 4xx/5xx are error lines: never an all-clear, the line is the evidence."""
@@ -266,8 +268,9 @@ def test_error_lines_are_read_behind_their_prefix(line):
     '127.0.0.1:40608 - "POST /v1/chat/completions HTTP/1.1" 200 OK',
     "500 requests finished in 31.2 s",
     "200 OK: qvfake served the request",
+    "#8 291.9 Collecting qvfake==0.1 (from -r requirements.txt (line 3))",
 ], ids=["ray-glog-I", "docker-info", "python-logging-info", "source-tuple", "source-raise", "access-log-200",
-        "count-500", "status-200"])
+        "count-500", "status-200", "buildkit-progress"])
 def test_prefixed_lines_that_are_no_errors_stay_clear(line):
     assert triage_text("INFO 01-01 00:00:00 engine.py:1] start\n" + line + "\n").exit_code == 0
 
