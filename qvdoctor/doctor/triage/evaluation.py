@@ -45,6 +45,7 @@ class Case:
     round13: str = ""  # likewise for round 13
     round14: str = ""  # likewise for round 14
     round15: str = ""  # likewise for round 15
+    round16: str = ""  # likewise for round 16
 
     @property
     def cut(self) -> bool:
