@@ -167,6 +167,43 @@ def test_real_logs_are_all_expected():
     assert {"kv-cache-too-small", "tp-not-dividing-heads", "success-video"} <= set(logs)
 
 
+def gpu_runs_that_worked() -> list[Path]:
+    """Logs of the runs recorded on the GPU host (vLLM 0.26.0, tests/logs/real/gpu/) that ended well: the
+    starts that exited 0, every `vllm serve` the bench measured (each stopped with SIGINT at the end), and
+    the smoke attempts whose engine exited 0."""
+    gpu = REAL / "gpu"
+    runs = json.loads((gpu / "index.json").read_text())["runs"]
+    logs = [gpu / f"{name}.log" for name, run in runs.items() if run["exit_code"] == 0]
+    logs += sorted(gpu.glob("serve-bench*/serve.log"))
+    for report in sorted(gpu.glob("smoke-*/report.json")):
+        logs += [report.parent / f"attempt-{a['number']}" / "engine.log"
+                 for a in json.loads(report.read_text())["attempts"] if a.get("returncode") == 0]
+    return logs
+
+
+@pytest.mark.parametrize("path", gpu_runs_that_worked(), ids=lambda p: str(p.relative_to(REAL / "gpu")))
+def test_recorded_gpu_runs_that_worked_triage_clean(path: Path):
+    """No failing finding and no warning on a real run that worked: vLLM 0.26's start-up warning about the
+    open-file limit (which quotes 'Too many open files') and the EngineDeadError traceback the API server
+    logs while a SIGINT stops it are not failures."""
+    result = triage_file(str(path))
+    assert result.exit_code == 0, [(f.id, f.status, f.title) for f in result.findings if f.status in ("fail", "warn")]
+
+
+def test_errors_after_a_requested_stop_are_teardown_not_failures():
+    """vLLM 0.26's lines when SIGINT stops a server (tests/logs/real/gpu/serve-bench/serve.log): the API server's
+    EngineDeadError traceback after it is no failure, but an error before the signal still is."""
+    stop = ("(EngineCore pid=783) INFO 12-06 17:06:09 [v1/engine/core.py:1313] [shutdown] EngineCore: trigger received signal=SIGINT\n"
+            "(APIServer pid=658) ERROR 12-06 17:06:09 [v1/engine/async_llm.py:704] AsyncLLM output_handler failed.\n"
+            "(APIServer pid=658) ERROR 12-06 17:06:09 [v1/engine/async_llm.py:704] Traceback (most recent call last):\n"
+            "(APIServer pid=658) ERROR 12-06 17:06:09 [v1/engine/async_llm.py:704] vllm.v1.engine.exceptions.EngineDeadError: "
+            "EngineCore encountered an issue. See stack trace (above) for the root cause.\n")
+    served = '(APIServer pid=658) INFO:     127.0.0.1:44922 - "POST /v1/chat/completions HTTP/1.1" 200 OK\n'
+    assert triage_text(served + stop).exit_code == 0
+    broken = triage_text(served + "(APIServer pid=658) ERROR 12-06 17:05:00 [x.py:1] qvfake.NewError: it broke\n" + stop)
+    assert broken.exit_code == 2 and "qvfake.NewError" in broken.last_error_line
+
+
 @pytest.mark.parametrize("name", sorted(set(EXPECTED_REAL) | set(real_logs())))
 def test_real_vllm_cpu_log(name: str):
     meta = real_logs().get(name)

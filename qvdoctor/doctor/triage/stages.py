@@ -68,6 +68,17 @@ DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvico
         "Available routes are", "Starting vLLM API server", '"POST /v1/', "Received request")
 
 
+# vLLM (0.2x) logs that a signal asked it to stop; what it logs while tearing down after that (the API
+# server's "AsyncLLM output_handler failed ... EngineDeadError" for an engine it stopped itself) is no failure
+REQUESTED_STOP = ("trigger received signal=SIG",)  # "[shutdown] EngineCore: trigger received signal=SIGINT"
+
+
+def requested_stop(text: str) -> int | None:
+    """Offset of the first line saying a signal asked the server to stop (SIGINT, SIGTERM), if any."""
+    found = [at for at in (text.find(m) for m in REQUESTED_STOP) if at >= 0]
+    return text.rfind("\n", 0, min(found)) + 1 if found else None
+
+
 def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
     """The stage of the last vLLM start-up line in the log's tail, its 1-based line number and
     text, when no line after it says the engine became ready or shut down."""
