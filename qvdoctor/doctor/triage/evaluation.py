@@ -50,7 +50,7 @@ class Case:
     @property
     def cut(self) -> bool:
         """The thread's copy is cut off before (or inside) the error message."""
-        return self.id.endswith("-cut") or bool(re.search(r"\bcut(?:-off)?\b", self.note))
+        return self.id.endswith("-cut") or bool(re.search(r"(?<![-\w])cut(?:-off)?\b", self.note))  # not another case's id
 
     @property
     def log(self) -> Path:
