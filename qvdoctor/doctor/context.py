@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 from typing import Any
 
 from qvdoctor import compat
@@ -56,11 +58,8 @@ def _quant_min_cc(method: str | None) -> str | None:
 
 def _flag_line(flags: dict[str, Any] | None) -> str:
     """``{"mm_encoder_attn_backend": "TORCH_SDPA"}`` -> ``--mm-encoder-attn-backend TORCH_SDPA`` (shell-quoted)."""
-    import shlex
-
     from qvdoctor.doctor.expr import unwrap
     from qvdoctor.launch import flag_args
-
     return shlex.join(flag_args(dict(unwrap(flags) or {})))
 
 
@@ -79,6 +78,21 @@ def _video_max_pixels(plan: Any) -> int | None:
     from qvdoctor.model.vision_tokens import VIDEO_MIN_PIXELS
 
     return best if best >= VIDEO_MIN_PIXELS else None  # below it qwen-vl-utils and vLLM resize up again
+
+
+def _kv_dict(text: Any) -> dict[str, Any] | None:
+    """``image=4,audio=1`` (the key=value syntax older vLLM took for dict flags) as a dict, numbers as
+    numbers; ``None`` when the text is not of that form."""
+    if not isinstance(text, str):
+        return None
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep or not key.strip().isidentifier() or not value.strip():
+            return None
+        value = value.strip()
+        out[key.strip()] = int(value) if value.isdigit() else float(value) if value.replace(".", "", 1).isdigit() else value
+    return out or None
 
 
 FUNCTIONS: dict[str, Any] = {
@@ -111,6 +125,9 @@ FUNCTIONS: dict[str, Any] = {
     "is_serving_library": is_serving_library,
     "sm": lambda cc: "sm_" + str(cc).replace(".", "") if cc else None,
     "snake": lambda name: str(name).replace("-", "_") if name else None,  # a CLI flag's engine-argument name
+    "kv_dict": _kv_dict,
+    # the same dict as one shell-safe JSON word for a command line: '{"image":4,"audio":1}'
+    "json_arg": lambda text: shlex.quote(json.dumps(_kv_dict(text), separators=(",", ":"))) if _kv_dict(text) else None,
     "quant_problems": _quant_problems,
     "quant_min_cc": _quant_min_cc,
     "flag_line": _flag_line,

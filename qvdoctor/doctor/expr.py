@@ -66,6 +66,8 @@ def unwrap(value: Any) -> Any:
         return value.unwrap()
     if isinstance(value, list):
         return [unwrap(v) for v in value]
+    if isinstance(value, dict):  # a dict literal of an expression may hold wrapped values ({'k': f(x)})
+        return {k: unwrap(v) for k, v in value.items()}
     return value
 
 
