@@ -61,7 +61,7 @@ STAGES = (
 )
 # vLLM's own lines that may not say "vllm" (transformers' progress bar is "Loading checkpoint shards")
 VLLM_WORDS = ("LLM engine", "tensor_parallel_size=", "Loading safetensors checkpoint shards", "(APIServer pid=",
-              "(EngineCore")
+              "(EngineCore", "Capturing CUDA graph shapes")
 # lines that come only after start-up finished: serving, a finished offline run, or a shutdown
 DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvicorn running on", "Avg prompt throughput",
         "Processed prompts: 100%", "init engine (profile, create kv cache, warmup model) took", "Graph capturing finished",
