@@ -46,6 +46,7 @@ class Case:
     round14: str = ""  # likewise for round 14
     round15: str = ""  # likewise for round 15
     round16: str = ""  # likewise for round 16
+    round17: str = ""  # likewise for round 17
 
     @property
     def cut(self) -> bool:
