@@ -256,6 +256,10 @@ def test_errors_after_a_requested_stop_are_teardown_not_failures():
     assert triage_text(served + stop).exit_code == 0
     broken = triage_text(served + "(APIServer pid=658) ERROR 12-06 17:05:00 [x.py:1] qvfake.NewError: it broke\n" + stop)
     assert broken.exit_code == 2 and "qvfake.NewError" in broken.last_error_line
+    # a log of two runs: the second one, started after the first was stopped, fails on its own
+    rerun = triage_text(served + stop + "(APIServer pid=9) INFO 12-06 18:00:00 [api_server.py:1] vLLM API server version 0.26.0\n"
+                        "(APIServer pid=9) ERROR 12-06 18:00:01 [x.py:1] qvfake.NewError: the second run broke\n")
+    assert rerun.exit_code == 2 and "second run broke" in rerun.last_error_line
 
 
 @pytest.mark.parametrize("name", sorted(set(EXPECTED_REAL) | set(real_logs())))

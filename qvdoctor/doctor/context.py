@@ -60,6 +60,7 @@ def _flag_line(flags: dict[str, Any] | None) -> str:
     """``{"mm_encoder_attn_backend": "TORCH_SDPA"}`` -> ``--mm-encoder-attn-backend TORCH_SDPA`` (shell-quoted)."""
     from qvdoctor.doctor.expr import unwrap
     from qvdoctor.launch import flag_args
+
     return shlex.join(flag_args(dict(unwrap(flags) or {})))
 
 

@@ -35,7 +35,7 @@ from qvdoctor.doctor.triage.schema import (
     Signature,
     load_signatures,
 )
-from qvdoctor.doctor.triage.stages import requested_stop, stopped_finding
+from qvdoctor.doctor.triage.stages import stopped_finding, teardown_lines
 
 UNKNOWN_ID = "unknown-error"
 _NEW_RECORD = re.compile(r"\s|\(|\[|[A-Z]{4,8} \d\d-\d\d |\d{4}-\d\d-\d\d|Traceback|File \"")
@@ -207,9 +207,8 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     role_of = {m.sig.entry.id: m.role for m in matched}
     hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
     harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
-    stop = requested_stop(text)
-    before_stop = text if stop is None else text[:stop]  # what a server logs while it is stopped on request is no failure
-    error = last_error(before_stop, harmless) if root is None else None
+    teardown = teardown_lines(text)  # what a server logs while it is stopped on request is no failure
+    error = last_error(text, harmless | teardown) if root is None else None
     unknown_error = error
     inferred = ""
     if root is None and error is not None:  # the fallback ladder: frames, exception types, a warning
@@ -236,13 +235,13 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     for m in (m for m in rest if m.role == "benign"):
         findings.append(_finding(m, "info", "benign"))
 
-    err = _last_of(before_stop, set(hit_role), _ERROR_MARKERS)
+    err = _last_of(text, set(hit_role) | teardown, _ERROR_MARKERS)
     if err is None:  # only known lines look like errors: show the last one that is not benign
         failing = [h for h in hits if hit_role[h.start] != "benign"]
         if failing:
             err = (failing[-1].start, failing[-1].text)
     if err is None:
-        err = _last_of(before_stop, set(hit_role), (_TRACEBACK,))
+        err = _last_of(text, set(hit_role) | teardown, (_TRACEBACK,))
     if err is None and unknown_error is not None:  # a traceback cut before its header and message: its last frame
         err = unknown_error
     wrapped_only = root is None and error is None and any(m.role == "wrapper" for m in matched)

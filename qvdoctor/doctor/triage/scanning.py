@@ -9,7 +9,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Collection, Iterable
 
 from qvdoctor.doctor.triage.schema import (
     _CONTEXT,
@@ -435,7 +435,7 @@ def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
         best = _last_of(text, skip, markers)
         if best is not None:
             return best
-    return (_last_frame(text) or _last_of(text, skip, _HTTP_MARKERS, _http_error)
+    return (_last_frame(text, skip) or _last_of(text, skip, _HTTP_MARKERS, _http_error)
             or _last_of(text, skip, _STATUS_MARKERS, _status_line))
 
 
@@ -460,26 +460,26 @@ _IPY_FRAME = re.compile(r"[ \t]{0,8}File \[?[~/.\w][^\n]{0,400}?\.py:\d{1,7}(?:\
 _CUT_FRAME = re.compile(r'[ \t]{0,8}File "[/~<.\w][^"\n]{0,400}$')
 
 
-def _last_frame(text: str) -> tuple[int, str] | None:
+def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None:
     """The last traceback frame line (Python's or IPython's, or one cut mid-path at the end of the
-    log): a traceback cut before its header and its message is still one."""
-    found = [f for f in (_last_matching(text, '", line ', _TB_FRAME.search),
-                         _last_matching(text, ".py:", _IPY_FRAME.match)) if f is not None]
+    log) not on a ``skip`` line: a traceback cut before its header and its message is still one."""
+    found = [f for f in (_last_matching(text, '", line ', _TB_FRAME.search, skip),
+                         _last_matching(text, ".py:", _IPY_FRAME.match, skip)) if f is not None]
     tail = text.rstrip()
     start = tail.rfind("\n") + 1
-    if _CUT_FRAME.match(tail, start):
+    if start not in skip and _CUT_FRAME.match(tail, start):
         found.append((start, tail[start:]))
     return max(found) if found else None
 
 
-def _last_matching(text: str, marker: str, test: Callable[..., Any]) -> tuple[int, str] | None:
+def _last_matching(text: str, marker: str, test: Callable[..., Any], skip: Collection[int] = ()) -> tuple[int, str] | None:
     pos = len(text)
     for _ in range(200):
         pos = text.rfind(marker, 0, pos)
         if pos < 0:
             return None
         start, end = _line_bounds(text, pos)
-        if test(text, start, end):
+        if start not in skip and test(text, start, end):
             return start, text[start:end]
         pos = start
     return None

@@ -71,12 +71,24 @@ DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvico
 # vLLM (0.2x) logs that a signal asked it to stop; what it logs while tearing down after that (the API
 # server's "AsyncLLM output_handler failed ... EngineDeadError" for an engine it stopped itself) is no failure
 REQUESTED_STOP = ("trigger received signal=SIG",)  # "[shutdown] EngineCore: trigger received signal=SIGINT"
+TEARDOWN_MAX = 256 * 1024  # a teardown is a few hundred lines; more than this after a stop is a run of its own
 
 
-def requested_stop(text: str) -> int | None:
-    """Offset of the first line saying a signal asked the server to stop (SIGINT, SIGTERM), if any."""
-    found = [at for at in (text.find(m) for m in REQUESTED_STOP) if at >= 0]
-    return text.rfind("\n", 0, min(found)) + 1 if found else None
+def teardown_lines(text: str) -> set[int]:
+    """Line starts of the teardown after the last line saying a signal asked the server to stop (SIGINT,
+    SIGTERM), up to the next start-up, if any: a log of several runs keeps the errors of the runs after it."""
+    at = max(text.rfind(m) for m in REQUESTED_STOP)
+    if at < 0:
+        return set()
+    start = text.rfind("\n", 0, at) + 1
+    restarts = [i for i in (text.find(m, at) for m in STAGES[0].markers) if i >= 0]
+    end = min(text.rfind("\n", 0, min(restarts)) + 1 if restarts else len(text), start + TEARDOWN_MAX)
+    lines = {start}
+    nl = text.find("\n", start, end)
+    while nl >= 0 and nl + 1 < end:
+        lines.add(nl + 1)
+        nl = text.find("\n", nl + 1, end)
+    return lines
 
 
 def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
