@@ -29,24 +29,8 @@ class Case:
     outcome: str  # fail / success / warning / unclear
     expect_fix: list[str] = field(default_factory=list)
     note: str = ""
-    round: int = 1  # 1: the first 84 cases (split by hash); 2: collected after round 1 was evaluated
+    round: int = 1  # 1: the first 84 cases (split by hash); N > 1: collected after round N-1 was evaluated
     round1: str = ""  # "held-out" for the round-1 held-out cases, which joined dev afterwards
-    round2: str = ""  # "held-out" for the round-2 cases (all held out in round 2), which joined dev afterwards
-    round3: str = ""  # likewise for round 3
-    round4: str = ""  # likewise for round 4
-    round5: str = ""  # likewise for round 5
-    round6: str = ""  # likewise for round 6
-    round7: str = ""  # likewise for round 7
-    round8: str = ""  # likewise for round 8
-    round9: str = ""  # likewise for round 9
-    round10: str = ""  # likewise for round 10
-    round11: str = ""  # likewise for round 11
-    round12: str = ""  # likewise for round 12
-    round13: str = ""  # likewise for round 13
-    round14: str = ""  # likewise for round 14
-    round15: str = ""  # likewise for round 15
-    round16: str = ""  # likewise for round 16
-    round17: str = ""  # likewise for round 17
 
     @property
     def cut(self) -> bool:
