@@ -59,6 +59,13 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _whole(old: Any, new: Any) -> Any:
+    """``new`` as a patch value over ``old``: for two dicts, ``new`` plus ``None`` for the keys it dropped."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return {**new, **{k: None for k in old if k not in new}}
+    return new
+
+
 def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
@@ -71,7 +78,9 @@ def flag_args(flags: dict[str, Any]) -> list[str]:
             continue
         if value is True:
             args.append(flag_name(key))
-        elif isinstance(value, (dict, list)):
+        elif isinstance(value, dict):  # a key set to None is one a patch drops
+            args += [flag_name(key), json.dumps({k: v for k, v in value.items() if v is not None}, separators=(",", ":"))]
+        elif isinstance(value, list):
             args += [flag_name(key), json.dumps(value, separators=(",", ":"))]
         else:
             args += [flag_name(key), str(value)]
@@ -106,12 +115,18 @@ class Launch:
         return replace(self, flags=json.loads(json.dumps(self.flags)), env=dict(self.env))
 
     def apply(self, patch: Patch) -> "Launch":
-        """A new launch with ``patch`` applied (``None`` removes a flag, anything else replaces it)."""
+        """A new launch with ``patch`` applied: ``None`` removes a flag; a dict given for a dict flag
+        (``mm_processor_kwargs``, ``limit_mm_per_prompt``, ...) changes only its keys (``None`` removes
+        one), so a fix of ``max_pixels`` keeps the user's ``fps``; anything else replaces the value."""
         out = self.copy()
         for key, value in patch.flags.items():
             key = normalize_key(key)
+            current = out.flags.get(key)
             if value is None:
                 out.flags.pop(key, None)
+            elif isinstance(value, dict):
+                merged = {**current, **value} if isinstance(current, dict) else value
+                out.flags[key] = {k: v for k, v in merged.items() if v is not None}
             else:
                 out.flags[key] = value
         for name, value in patch.env.items():
@@ -127,8 +142,9 @@ class Launch:
         return out
 
     def patch_to(self, other: "Launch") -> Patch:
-        """The patch that turns this launch into ``other`` (flags set or removed, env set)."""
-        flags: dict[str, Any] = {k: v for k, v in other.flags.items() if self.flags.get(k) != v}
+        """The patch that turns this launch into ``other`` (flags set or removed, env set); a dict flag
+        carries its whole new value, plus ``None`` for each key ``other`` dropped."""
+        flags: dict[str, Any] = {k: _whole(self.flags.get(k), v) for k, v in other.flags.items() if self.flags.get(k) != v}
         flags.update({k: None for k in self.flags if k not in other.flags})
         return Patch(flags, {k: v for k, v in other.env.items() if self.env.get(k) != v})
 
@@ -142,7 +158,8 @@ class Launch:
                 env[key[4:]] = value
             else:
                 flags[normalize_key(key)] = parse_value(value)
-        return self.apply(Patch(flags, env))
+        # a value given on the command line replaces the flag's value, dicts included (as vLLM's parser does)
+        return self.apply(Patch(dict.fromkeys(flags))).apply(Patch(flags, env))
 
     def key(self) -> str:
         """Canonical identity: two launches with equal keys would run the same thing."""

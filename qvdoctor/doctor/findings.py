@@ -38,7 +38,12 @@ class Patch:
         return bool(self.flags or self.env)
 
     def merged(self, other: "Patch") -> "Patch":
-        return Patch({**self.flags, **other.flags}, {**self.env, **other.env})
+        """``other`` after this one; two dicts for one flag combine key by key (``other`` wins)."""
+        flags = dict(self.flags)
+        for key, value in other.flags.items():
+            mine = flags.get(key)
+            flags[key] = {**mine, **value} if isinstance(mine, dict) and isinstance(value, dict) else value
+        return Patch(flags, {**self.env, **other.env})
 
 
 @dataclass

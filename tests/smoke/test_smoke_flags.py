@@ -51,6 +51,36 @@ def test_patch_replaces_removes_and_sets_env_without_touching_the_original():
     assert BASE.apply(Patch({"max_model_len": 4096})).key() == BASE.key()  # a no-op patch is the same launch
 
 
+def test_a_patch_to_a_dict_flag_keeps_the_users_other_keys():
+    """A fix of max_pixels must not drop the user's min_pixels / fps (vLLM replaces the whole dict)."""
+    user = Launch({"mm_processor_kwargs": {"min_pixels": 64, "fps": 2, "max_pixels": 100}})
+    fixed = user.apply(Patch({"mm_processor_kwargs": {"max_pixels": 3136}}))
+    assert fixed.flags["mm_processor_kwargs"] == {"min_pixels": 64, "fps": 2, "max_pixels": 3136}
+    words = shlex.split(fixed.command())
+    assert words[words.index("--mm-processor-kwargs") + 1] == '{"min_pixels":64,"fps":2,"max_pixels":3136}'
+    # two findings' patches of one dict flag combine key by key
+    both = Patch({"limit_mm_per_prompt": {"video": 2}}).merged(Patch({"limit_mm_per_prompt": {"image": 0}}))
+    assert BASE.apply(both).flags["limit_mm_per_prompt"] == {"image": 0, "video": 2}
+
+
+def test_a_command_line_assignment_replaces_a_dict_flag_as_vllms_parser_does():
+    launch = BASE.with_assignments(['limit_mm_per_prompt={"video": 3}'])
+    assert launch.flags["limit_mm_per_prompt"] == {"video": 3}
+
+
+@pytest.mark.parametrize("other", [
+    Launch({"mm_processor_kwargs": {"max_pixels": 3136}, "max_model_len": 4096}),  # a key dropped
+    Launch({"mm_processor_kwargs": {"min_pixels": 64, "max_pixels": 3136}}),
+    Launch({"mm_processor_kwargs": 7}),
+    Launch({}),
+])
+def test_patch_to_gives_the_patch_that_makes_the_other_launch(other):
+    mine = Launch({"mm_processor_kwargs": {"min_pixels": 64, "max_pixels": 100}, "max_model_len": 4096})
+    patch = mine.patch_to(other)
+    assert mine.apply(patch).key() == other.key()
+    assert "null" not in Launch().apply(patch).key()  # a dropped key is no null in a launch
+
+
 def test_serve_command_is_a_shell_line_that_round_trips():
     launch = BASE.copy()
     launch.model = "/models/Qwen2.5-VL-7B-Instruct"
