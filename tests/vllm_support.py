@@ -68,22 +68,29 @@ SERVE_PARSER = (
 )
 
 
-def serve_parser_rejects(arg_lists: list[list[str]]) -> list[int]:
-    """Indices of the ``vllm serve`` argument lists (after ``vllm``) that vLLM's parser rejects."""
+def serve_parse(arg_lists: list[list[str]]) -> list[dict | None]:
+    """vLLM's own parser on each ``vllm serve`` argument list (after ``vllm``): its plain values
+    (strings, numbers, dicts), or None where the parser rejects the list."""
     code = SERVE_PARSER + (
         "import contextlib, io, json, sys\n"
-        "bad = []\n"
-        "for i, args in enumerate(json.loads(sys.stdin.read())):\n"
+        "out = []\n"
+        "for args in json.loads(sys.stdin.read()):\n"
         "    try:\n"
         "        with contextlib.redirect_stderr(io.StringIO()):\n"
-        "            p.parse_args(args)\n"
+        "            ns = vars(p.parse_args(args))\n"
+        "        out.append({k: v for k, v in ns.items() if isinstance(v, (str, int, float, bool, dict, type(None)))})\n"
         "    except SystemExit:\n"
-        "        bad.append(i)\n"
-        "print(json.dumps(bad))\n")
+        "        out.append(None)\n"
+        "print(json.dumps(out))\n")
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(arg_lists), capture_output=True, text=True,
                          timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def serve_parser_rejects(arg_lists: list[list[str]]) -> list[int]:
+    """Indices of the ``vllm serve`` argument lists (after ``vllm``) that vLLM's parser rejects."""
+    return [i for i, parsed in enumerate(serve_parse(arg_lists)) if parsed is None]
 
 
 def real_log(name: str) -> Path:
@@ -148,3 +155,4 @@ def run_tiny_vllm(cfg: dict | None = None, env: dict[str, str] | None = None,
         if line.startswith(RESULT_MARK + " "):
             result = json.loads(line[len(RESULT_MARK) + 1 :])
     return VllmRun(proc.returncode, log, result)
+

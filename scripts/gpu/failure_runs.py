@@ -42,7 +42,7 @@ STARTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "removed-option": (["--swap-space", "4"], {}),
     "no-visible-gpu": ([], {"CUDA_VISIBLE_DEVICES": ""}),  # GPU hosts only
     "batched-tokens-below-mm-item": (["--max-num-batched-tokens", "512", "--max-model-len", "8192"], {}),
-    "max-pixels-below-one-patch": (["--max-model-len", "8192", "--mm-processor-kwargs", '{"max_pixels": 100}'], {}),
+    "max-pixels-below-one-patch": (["--max-model-len", "8192", "--mm-processor-kwargs", '{"min_pixels": 64, "max_pixels": 100}'], {}),
     "port-in-use": (["--max-model-len", "8192"], {}),  # a socket of this script holds the port
 }
 

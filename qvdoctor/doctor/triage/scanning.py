@@ -327,6 +327,10 @@ def context_numbers(text: str) -> dict[str, Any]:
             head.setdefault(k, v)
         return head
     found: dict[str, Any] = {}
+    pos = text.find("non-default args: ")  # vLLM >= 0.8 prints the serve arguments the user gave, as a dict
+    args = _literal_after(text, pos + len("non-default args: ")) if pos >= 0 else None
+    if isinstance(args, dict):
+        found["args"] = args
     for needle in ("'limit_mm_per_prompt': ", "limit_mm_per_prompt="):
         pos = text.find(needle)
         if pos >= 0:
