@@ -13,8 +13,9 @@
 #                    processing) -> $OUT/bench-serve-apiN.tar.gz
 #   bench-serve:eager, bench-serve-api:N:eager  the same with --enforce-eager (a start of ~45 s, not ~145 s)
 #                    -> $OUT/bench-serve-eager.tar.gz, $OUT/bench-serve-apiN-eager.tar.gz
-#   failures:starts, failures:requests  scripts/gpu/failure_runs.py: launches that fail before serving, and
-#                    requests one eager server refuses -> $OUT/failures.tar.gz (all such steps so far)
+#   failures:starts[:N1,N2], failures:requests  scripts/gpu/failure_runs.py: launches that fail before serving
+#                    (only the named ones), and requests one eager server refuses -> $OUT/failures.tar.gz
+#                    (all such steps so far)
 # Everything is logged to $OUT/device_run.log.
 set -u
 ROOT=$PWD
@@ -51,7 +52,9 @@ for step in "$@"; do
                     --bench=--slo --bench=ttft=1000ms,tpot=50ms --bench=--plan-model --bench="$G/model" \
                     --bench=--plan-setting --bench=max_model_len=32768 "${quick[@]}")
                  tar -C /tmp -czf "$OUT/$name.tar.gz" "$name" ;;
-    failures:*) (cd /tmp && python3 "$G/scripts/gpu/failure_runs.py" --model "$G/model" --out /tmp/failures "${step#failures:}")
+    failures:*) IFS=: read -r _ what names <<<"$step"
+                (cd /tmp && timeout 540 python3 "$G/scripts/gpu/failure_runs.py" --model "$G/model" --out /tmp/failures \
+                   "$what" ${names//,/ })
                 tar -C /tmp -czf "$OUT/failures.tar.gz" failures ;;
     *) echo "[device_run] unknown step $step" ;;
   esac
