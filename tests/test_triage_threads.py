@@ -253,10 +253,26 @@ def test_unexplained_error_is_a_failing_unknown_finding():
     "in MllamaVisionModel.forward(self, x)\n--> 529 hidden_state = self.gated_positional_embedding(hidden_state,\n",
     "Set the context length to 32k and this error occurred:\nERROR 06-11 02:07:59 [serving_chat.p",
     'INFO 01-01 00:00:00 [core.py:1] start\n  File "/usr/local/lib/python3.11/site-packages/transformers/models/qwen3_om',
+    # frames vLLM 0.8 logged at ERROR level, each wrapped inside its path by the terminal, no header, no message
+    '(VllmWorker rank=3 pid=285) ERROR 04-17 23:30:20 [multiproc_executor.py:380]   File "/usr/local/lib/python3.12/'
+    'dist-packages/torch/_dynamo/variables/functions.p\ny", line 118, in call_function\n(VllmWorker ran',
 ], ids=["nccl-warn", "cuda-error", "bare-frame", "ipython-frame", "jupyter-link-frame", "cut-error-prefix",
-        "frame-cut-mid-path"])
+        "frame-cut-mid-path", "logged-frames-wrapped"])
 def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
+
+
+def test_an_nccl_program_that_stops_in_set_up_is_no_all_clear():
+    """nccl-tests (or any NCCL program) whose output stops before a communicator is ready - a P2P hang, or a
+    copy cut there - gets the stop warning with NCCL's fixes; runs that completed stay clean."""
+    hang = triage_text(read_log(str(THREADS / "r18-nccl-tests-a6000-gpu2-gpu3-p2p-hang.log")))
+    assert hang.exit_code == 1
+    stop = next(f for f in hang.findings if f.id == "startup-stopped")
+    assert "via P2P/direct pointer" in stop.evidence[0].text and "NCCL_P2P_DISABLE=1" in stop.fix
+    done = [c for c in CASES if c.outcome == "success" and "nccl-tests" in c.id]
+    assert len(done) >= 3
+    for case in done:
+        assert triage_text(read_log(str(case.log))).exit_code == 0, case.id
 
 
 @pytest.mark.parametrize("line", [
@@ -271,8 +287,9 @@ def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     "400 As of qvfake v4.44, the default is no longer allowed, so you must provide one. None",
     "291.9   ERROR: Failed building wheel for qvfake",  # docker build (BuildKit) output as a thread copies it
     "#8 291.9 RuntimeError: qvfake went wrong",
+    "(VllmWorker rank=3 pid=285) ERROR 04-17 23:30:20 [multiproc_executor.py:380] qvfake went wrong",  # vLLM 0.8-0.10
 ], ids=["ray-glog-E", "ray-glog-C", "docker-timestamp", "python-logging", "indented", "bullet", "access-log-500",
-        "pydantic-value-error", "bare-status-400", "buildkit-elapsed", "buildkit-step"])
+        "pydantic-value-error", "bare-status-400", "buildkit-elapsed", "buildkit-step", "vllm-worker-rank"])
 def test_error_lines_are_read_behind_their_prefix(line):
     """Glog lines with a full date, docker/ISO timestamps, indentation or a list bullet, and an
     access-log 4xx/5xx are error lines: never an all-clear, the line is the evidence."""

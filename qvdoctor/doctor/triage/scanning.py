@@ -374,7 +374,7 @@ _PREFIX = re.compile(
     r"(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4}(?=\S))?"
     # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
     r"(?P<ts>\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\]?\s{1,3})?"
-    r"(?:\s{0,8}(?:\([\w.-]{1,60} pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
+    r"(?:\s{0,8}(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
     r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
     r"(?:\[[\w.]{1,80}:\d{1,6}\]|[\w.]{1,80}:\d{1,6}\])\s?"
     # the same prefix with its level and time cut off by the copy: "[core.py:393] RuntimeError: ..."
@@ -398,7 +398,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # the OpenAI-compatible server's error body: {'error': {'message': ..., 'code': 500}}
                         r"|[\"']error[\"']: ?\{ ?[\"']message[\"']: "
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
-                        r"|^(?:\([\w.-]{1,60} pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?:\s{1,3}\[?[\w.]{0,80})?\s?$"
+                        r"|^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?:\s{1,3}\[?[\w.]{0,80})?\s?$"
                         r"|^\s{0,12}Value error, \S"
                         r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
@@ -464,11 +464,22 @@ _IPY_FRAME = re.compile(r"[ \t]{0,8}File \[?[~/.\w][^\n]{0,400}?\.py:\d{1,7}(?:\
 _CUT_FRAME = re.compile(r'[ \t]{0,8}File "[/~<.\w][^"\n]{0,400}$')
 
 
+_LOGGED_FRAME = re.compile(r'[ \t]{0,8}File "[/~<.\w]')
+
+
+def _logged_frame(text: str, start: int, end: int) -> bool:
+    """A frame vLLM logged at ERROR/CRITICAL level, even one the terminal wrapped inside its path."""
+    msg, level = _strip_prefix(text[start:min(end, start + 2000)])
+    return level in ("ERROR", "CRITICAL") and bool(_LOGGED_FRAME.match(msg))
+
+
 def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None:
-    """The last traceback frame line (Python's or IPython's, or one cut mid-path at the end of the
-    log) not on a ``skip`` line: a traceback cut before its header and its message is still one."""
+    """The last traceback frame line (Python's or IPython's, one logged behind an ERROR prefix, or one
+    cut mid-path at the end of the log) not on a ``skip`` line: a traceback cut before its header and
+    its message is still one."""
     found = [f for f in (_last_matching(text, '", line ', _TB_FRAME.search, skip),
-                         _last_matching(text, ".py:", _IPY_FRAME.match, skip)) if f is not None]
+                         _last_matching(text, ".py:", _IPY_FRAME.match, skip),
+                         _last_matching(text, 'File "', _logged_frame, skip)) if f is not None]
     tail = text.rstrip()
     start = tail.rfind("\n") + 1
     if start not in skip and _CUT_FRAME.match(tail, start):

@@ -68,6 +68,12 @@ DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvico
         "Available routes are", "Starting vLLM API server", '"POST /v1/', "Received request")
 
 
+# NCCL's lines once a communicator is ready or the program is done: "comm 0x... rank 0 ... - Init COMPLETE",
+# nccl-tests' "Launch mode Parallel" and its result summary
+NCCL_DONE = ("Init COMPLETE", "Destroy COMPLETE", "Launch mode", "Avg bus bandwidth", "Out of bounds values")
+
+
+
 # vLLM (0.2x) logs that a signal asked it to stop; what it logs while tearing down after that (the API
 # server's "AsyncLLM output_handler failed ... EngineDeadError" for an engine it stopped itself) is no failure
 REQUESTED_STOP = ("trigger received signal=SIG",)  # "[shutdown] EngineCore: trigger received signal=SIGINT"
@@ -96,15 +102,18 @@ def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
     text, when no line after it says the engine became ready or shut down."""
     offset = max(0, len(text) - TAIL)
     tail = text[offset:]
-    if not any(word in tail for word in VLLM_WORDS) and "vllm" not in tail.lower():  # a Ray or NCCL tool alone: no
-        return None
-    ready = max(tail.rfind(m) for m in DONE)
     best: tuple[int, Stage] | None = None
-    for stage in STAGES:
-        for marker in stage.markers:
-            at = tail.rfind(marker)
-            if at > ready and (best is None or at > best[0]):
-                best = (at, stage)
+    if any(word in tail for word in VLLM_WORDS) or "vllm" in tail.lower():
+        ready = max(tail.rfind(m) for m in DONE)
+        for stage in STAGES:
+            for marker in stage.markers:
+                at = tail.rfind(marker)
+                if at > ready and (best is None or at > best[0]):
+                    best = (at, stage)
+    else:  # an NCCL program alone (nccl-tests, a training job): its last NCCL line is before a communicator was ready
+        at = tail.rfind("NCCL INFO")
+        if at >= 0 and at > max(tail.rfind(m) for m in NCCL_DONE):
+            best = (at, STAGES[1])
     if best is None:
         return None
     at, stage = best
