@@ -42,7 +42,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 18  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 19  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -68,11 +68,12 @@ def test_held_out_never_all_clear_on_a_traceback_nor_failing_on_a_success():
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "not met on fresh threads: held-out round 18 (38 cases collected blind after round 17 was evaluated and "
-    "joined dev, all scored) gave 17/38 families (45 %; 13/21 on excerpts that keep their error message, 5 of them "
-    "the success logs; 4/17 on cut-off ones), 1/2 confirmed fixes, 4 all-clears (none on a traceback) and one "
-    "failing finding on a success log; the catalogue at the session's start (e13fc24) scores the same 17/38 with "
-    "today's code, d659316's 7/38; rounds 1-18 pooled: 218/563 (39 %); see docs/diagnose-log.md"))
+    "not met on fresh threads: held-out round 19 (31 cases collected blind after round 18 joined dev, Qwen-VL and "
+    "other VLMs on vLLM; 24 scored, 7 have no error line) gave 3/24 families (12 %; 2/9 on excerpts that keep their "
+    "error message, 1/15 on cut-off ones), 1/2 confirmed fixes, 1 all-clear (frames logged behind ERROR and wrapped "
+    "by the terminal: read as a traceback since) and no failing finding on a success log; the catalogue at the "
+    "session's start (4ecf043) scores the same 3/24 with today's code, d659316's 2/24; rounds 1-19 pooled: "
+    "221/587 (38 %); see docs/diagnose-log.md"))
 def test_held_out_third_meets_the_targets():
     """>= 90 % right root-cause family, >= 80 % fixes matching the thread's confirmed fix, no all-clear."""
     s = summary(evaluate(c for c in CASES if c.split == "held-out"))
@@ -110,6 +111,12 @@ LABEL_DIFFERS = {
     # a dict option in the key=value syntax vLLM took before 0.10: the catalogue files it under the release's command
     # line (cli-value-not-json, version, whose JSON fix the thread confirmed); the thread counts the option's subject
     "r17-gemma4-limit-mm-per-prompt-key-value-not-json": "version",
+    # nccl-tests hanging after its P2P channel set-up: no error line, so the answer is a warning of where the log
+    # stops (NCCL set-up; its fix names NCCL_P2P_DISABLE=1), which names no family; the thread counts the P2P hang
+    "r18-nccl-tests-a6000-gpu2-gpu3-p2p-hang": "none",
+    # "Duplicate GPU detected" (nccl-duplicate-gpu, whose cause names Ray's GPU assignment); the thread's maintainer
+    # guesses at the Ray release (unconfirmed), which the thread's label follows
+    "r18-verl-generation-duplicate-gpu-ray-version": "parallel-divisibility",
 }
 
 
@@ -129,7 +136,7 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 226 of the 584 scored are cut before their message (rounds 10-17 brought 23, 17, 17, 19, 20, 20, 21 and 18)
+    # 243 of the 622 scored are cut before their message (rounds 10-18 brought 23, 17, 17, 19, 20, 20, 21, 18 and 17)
     assert s["family_rate"] >= 0.68 and s["fix_rate"] >= 0.9, s["misses"]
 
 
