@@ -354,6 +354,19 @@ def test_access_log_400_is_the_root_only_without_the_requests_own_error():
     assert both.id == "decoder-prompt-too-long"
 
 
+def test_access_log_500_gives_way_to_what_the_ladder_reads_in_the_servers_traceback():
+    """A 500 is the server's own failure: alone it is the root (read the traceback above), but a traceback of
+    the request that only a frame or an exception type explains is the better answer, and is taken."""
+    access = 'INFO:     127.0.0.1:40024 - "POST /v1/chat/completions HTTP/1.1" 500 Internal Server Error\n'
+    alone = triage_text(access).root
+    assert (alone.id, alone.family) == ("http-server-error", "other") and "--allowed-local-media-path" in alone.fix
+    cut = ('ERROR 06-17 08:31:33 [serving_chat.py:1] Error in chat completion\nTraceback (most recent call last):\n'
+           '  File "/x/vllm/worker/model_runner.py", line 231, in _check_if_gpu_supports_dtype\n    raise ValueError(\n')
+    both = triage_text(cut + access)
+    assert both.root.id == "bf16-needs-cc80"
+    assert [f.id for f in both.findings if f.role == "contributing"] == ["http-server-error"]
+
+
 def test_warning_before_an_unexplained_error_becomes_the_root():
     text = ("WARNING 10-29 17:42:42 model_runner.py:1247] Computed max_num_seqs (min(256, 32768 // 147456)) to be "
             "less than 1. Setting it to the minimum value of 1.\nProcess SpawnProcess-1:\nTraceback (most recent call last):\n"

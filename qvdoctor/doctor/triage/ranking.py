@@ -216,12 +216,13 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
         if root is None:
             root = next((m for m in matched if m.role == "warning"), None)
             inferred = "the log ends in an error that no signature explains; this warning came before it" if root else ""
-        same = next((m for m in matched if root is not None and m is not root and m.sig.entry.id == root.sig.entry.id), None)
-        if same is not None:
-            root = same
-        elif root is not None and root not in matched:
-            matched.append(root)
-            matched.sort(key=lambda m: m.first)
+        root = _adopt(root, matched)
+    elif root is not None and root.sig.consequence:  # an access-log status follows from the request's own error:
+        mine = {h.start for h in hits if h.pattern.entry_id == root.sig.entry.id}  # the ladder's reading of it wins
+        below = last_error(text, harmless | teardown | mine)
+        deeper, why = _from_traceback(text, sigs, base, context, below, harmless) if below else (None, "")
+        if deeper is not None:
+            root, inferred = _adopt(deeper, matched), why
 
     findings: list[Finding] = []
     if root is not None:
@@ -254,6 +255,17 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
         if stopped is not None:
             findings.insert(0, stopped)
     return TriageResult(findings, _clean(err[1]) if err else None, unknown, last_no, context)
+
+
+def _adopt(root: _Matched | None, matched: list[_Matched]) -> _Matched | None:
+    """A root the fallback ladder found, as one of ``matched`` (the matched entry itself when it is there)."""
+    same = next((m for m in matched if root is not None and m is not root and m.sig.entry.id == root.sig.entry.id), None)
+    if same is not None:
+        return same
+    if root is not None and root not in matched:
+        matched.append(root)
+        matched.sort(key=lambda m: m.first)
+    return root
 
 
 def _match(hits: list[Hit], sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any]) -> list[_Matched]:
