@@ -207,3 +207,26 @@ class Launch:
         if config is not None:
             out["config"] = write_atomic(config, self.config_yaml())
         return out
+
+
+_NOT_FLAGS = {"model", "model_tag", "api_key", "hf_token", "ssl_keyfile"}  # the positional model, and secrets
+
+
+def launch_from_log(context: dict[str, Any], model: str | None = None) -> Launch:
+    """The launch the log describes: the arguments its ``non-default args:`` line gave (secrets and
+    lists of several values left out), then TP/PP, max_model_len, dtype read from its config lines."""
+    flags: dict[str, Any] = {}
+    for key, value in (context.get("args") or {}).items():
+        if isinstance(value, list) and len(value) == 1:
+            value = value[0]
+        if key not in _NOT_FLAGS and _KEY.match(key) and isinstance(value, (str, int, float, bool, dict)):
+            flags[key] = value
+    for key, flag in (("tp", "tensor_parallel_size"), ("pp", "pipeline_parallel_size"),
+                      ("max_model_len", "max_model_len"), ("dtype", "dtype"),
+                      ("gpu_memory_utilization", "gpu_memory_utilization")):
+        if context.get(key) is not None:
+            flags.setdefault(flag, context[key])
+    if isinstance(context.get("limit_mm_per_prompt"), dict):
+        flags["limit_mm_per_prompt"] = context["limit_mm_per_prompt"]
+    return Launch(flags, {}, model=str(model or context.get("model") or (context.get("args") or {}).get("model") or "").strip("'\""),
+                  vllm_version=context.get("vllm_version"))

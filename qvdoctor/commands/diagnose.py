@@ -169,12 +169,10 @@ def run_log(o: dict[str, Any]) -> int:
     findings = list(result.findings)
     if result.root is not None:
         from qvdoctor.consistency import repair_patch
-        from qvdoctor.launch import Launch
+        from qvdoctor.launch import launch_from_log
 
         root = result.root
-        ctx = result.context
-        base = Launch({k: int(ctx[c]) for k, c in (("tensor_parallel_size", "tp"), ("pipeline_parallel_size", "pp")) if ctx.get(c)},
-                      model=getattr(model_info, "serve_as", ""), vllm_version=ctx.get("vllm_version"))
+        base = launch_from_log(result.context, getattr(model_info, "serve_as", "") or None)  # the launch the log ran
         root.patch, notes = repair_patch(root.patch, base, model_info, snapshot)
         if notes:  # the log's numbers alone led elsewhere: say the fix that holds, and why
             import shlex

@@ -16,6 +16,7 @@ from typing import Any, Iterable
 
 from qvdoctor.doctor.findings import Finding, combined_patch
 from qvdoctor.facts.snapshot import Facts
+from qvdoctor.launch import launch_from_log
 
 PACKAGES = ("torch", "vllm", "transformers", "xformers", "flash_attn", "av", "decord", "torchvision", "ray")
 _ROLE_ORDER = {"root": 0, "unknown": 0, "contributing": 1, "": 1, "benign": 2}
@@ -126,31 +127,6 @@ def _finding_lines(f: Finding) -> list[str]:
     return out
 
 
-_NOT_FLAGS = {"model", "model_tag", "api_key", "hf_token", "ssl_keyfile"}  # the positional model, and secrets
-
-
-def launch_from(context: dict[str, Any], model: str | None = None):
-    """The launch the log describes: the arguments its ``non-default args:`` line gave (secrets and
-    lists of several values left out), then TP/PP, max_model_len, dtype read from its config lines."""
-    from qvdoctor.launch import Launch, normalize_key
-
-    flags: dict[str, Any] = {}
-    for key, value in (context.get("args") or {}).items():
-        if isinstance(value, list) and len(value) == 1:
-            value = value[0]
-        if key not in _NOT_FLAGS and isinstance(value, (str, int, float, bool, dict)):
-            flags[normalize_key(key)] = value
-    for key, flag in (("tp", "tensor_parallel_size"), ("pp", "pipeline_parallel_size"),
-                      ("max_model_len", "max_model_len"), ("dtype", "dtype"),
-                      ("gpu_memory_utilization", "gpu_memory_utilization")):
-        if context.get(key) is not None:
-            flags.setdefault(flag, context[key])
-    if isinstance(context.get("limit_mm_per_prompt"), dict):
-        flags["limit_mm_per_prompt"] = context["limit_mm_per_prompt"]
-    return Launch(flags, {}, model=str(model or context.get("model") or (context.get("args") or {}).get("model") or "").strip("'\""),
-                  vllm_version=context.get("vllm_version"))
-
-
 def markdown_report(findings: list[Finding], facts: Facts, *, source: str | None = None,
                     summary: dict[str, Any] | None = None, model: str | None = None,
                     context: dict[str, Any] | None = None, prescription: Any = None) -> str:
@@ -181,7 +157,7 @@ def markdown_report(findings: list[Finding], facts: Facts, *, source: str | None
             out += ["Checked against the model and this machine by qvdoctor's rules (not run):", "", *_fence([prescription.launch.command()]), ""]
         else:
             out += ["Nothing fits: no launch qvdoctor knows works here.", "", *[f"- {w}" for w in prescription.why_nothing_fits], ""]
-    launch = launch_from(context or {}, model)
+    launch = launch_from_log(context or {}, model)
     patch = combined_patch([f for f in ordered if f.role in ("root", "")])
     if prescription is None and (patch or launch.flags or launch.model):
         fixed = launch.apply(patch)
