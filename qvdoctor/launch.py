@@ -71,13 +71,14 @@ def flag_name(key: str) -> str:
 
 
 def flag_args(flags: dict[str, Any]) -> list[str]:
-    """``{"max_model_len": 8192, "enforce_eager": True}`` -> ``["--max-model-len", "8192", "--enforce-eager"]``."""
+    """``{"max_model_len": 8192, "enforce_eager": True}`` -> ``["--max-model-len", "8192", "--enforce-eager"]``;
+    ``False`` is the negated switch (``--no-enable-prefix-caching``: vLLM's switches that are on by default)."""
     args: list[str] = []
     for key, value in flags.items():
-        if value is None or value is False:
+        if value is None:
             continue
-        if value is True:
-            args.append(flag_name(key))
+        if value is True or value is False:
+            args.append(flag_name(key) if value else "--no-" + key.replace("_", "-"))
         elif isinstance(value, dict):  # a key set to None is one a patch drops
             args += [flag_name(key), json.dumps({k: v for k, v in value.items() if v is not None}, separators=(",", ":"))]
         elif isinstance(value, list):
@@ -183,7 +184,7 @@ class Launch:
 
     def config_yaml(self, tool: str = "qvdoctor") -> str:
         """A YAML file for ``vllm serve --config FILE`` (kebab-case keys; dicts stay nested, which
-        vLLM turns back into JSON; ``False``/``None`` left out, as on the command line).
+        vLLM turns back into JSON; ``False`` is the negated switch there too, ``None`` is left out).
         Environment variables go in a comment: the file cannot set them."""
         import yaml
 
@@ -192,7 +193,7 @@ class Launch:
             lines.append("# Set these environment variables first:")
             lines += [f"#   export {_quote_assignment(w)}" for w in env_assignments(self.env)]
         data: dict[str, Any] = {"model": self.model or "MODEL"}
-        data.update({k.replace("_", "-"): v for k, v in self.flags.items() if v is not None and v is not False})
+        data.update({k.replace("_", "-"): v for k, v in self.flags.items() if v is not None})
         body = yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
         return "\n".join(lines) + "\n" + body
 

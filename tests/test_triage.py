@@ -515,6 +515,16 @@ def test_import_chain_cut_off_is_an_install_problem_but_a_script_frame_is_not():
     assert triage_text(script).unknown
 
 
+def test_prefix_caching_is_turned_off_the_way_the_logs_release_takes_it():
+    """Triton's Volta layout assert: on the V1 engine (vLLM >= 0.8, prefix caching on by default) the fix is
+    --no-enable-prefix-caching; a V0 release (off by default, no --no- switch) drops --enable-prefix-caching."""
+    text = (EXAMPLES / "triton-mma-layout-volta.log").read_text()
+    assert flag_args(triage_text(text).root.patch.flags) == ["--no-enable-prefix-caching"]
+    old = "INFO 08-01 10:00:00 llm_engine.py:174] Initializing an LLM engine (v0.5.4) with config: model='m'\n"
+    root = triage_text(old + text).root
+    assert root.id == "triton-mma-layout-volta" and flag_args(root.patch.flags) == []
+
+
 @pytest.mark.vllm
 def test_vllm_parser_accepts_every_root_patch(require_vllm):  # noqa: F811
     """The flags of every root cause's patch, over all example and thread logs, are read by vLLM's

@@ -81,6 +81,13 @@ def test_patch_to_gives_the_patch_that_makes_the_other_launch(other):
     assert "null" not in Launch().apply(patch).key()  # a dropped key is no null in a launch
 
 
+def test_a_false_switch_is_the_negated_flag_on_the_command_line_and_in_yaml():
+    """vLLM's switches that are on by default (prefix caching on the V1 engine) are turned off with --no-X."""
+    launch = Launch({"enable_prefix_caching": False, "enforce_eager": True}, model="m")
+    assert launch.argv()[3:] == ["--no-enable-prefix-caching", "--enforce-eager"]
+    assert yaml.safe_load(launch.config_yaml())["enable-prefix-caching"] is False
+
+
 def test_serve_command_is_a_shell_line_that_round_trips():
     launch = BASE.copy()
     launch.model = "/models/Qwen2.5-VL-7B-Instruct"
