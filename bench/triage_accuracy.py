@@ -58,14 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     now = _report(f"catalogue now ({args.split})", verdicts)
     out = {"split": args.split, "now": now, "verdicts": [v.to_dict() for v in verdicts]}
     if args.baseline:
-        from qvdoctor.doctor.triage import read_log, triage_text
-        from qvdoctor.doctor.triage.evaluation import judge
-
-        sigs = _signatures_at(args.baseline)
-        base = []
-        for case in cases:
-            r = triage_text(read_log(str(case.log)), signatures=sigs)
-            base.append(judge(case, r.findings, r.exit_code))
+        base = evaluate(cases, signatures=_signatures_at(args.baseline))
         out["baseline"] = _report(f"catalogue at {args.baseline}, same code ({args.split})", base)
     for v in verdicts:
         if v.miss:

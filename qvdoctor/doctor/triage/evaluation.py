@@ -100,12 +100,18 @@ def judge(case: Case, findings: list[Finding], exit_code: int) -> Verdict:
     return Verdict(case, got, root.id if root else None, exit_code, [f.id for f in failing], family_ok, fix_ok, miss)
 
 
-def evaluate(cases: Iterable[Case], names: dict | None = None) -> list[Verdict]:
+def evaluate(cases: Iterable[Case], names: dict | None = None, signatures: Any = None) -> list[Verdict]:
+    """Triage each case's log (with ``signatures``, e.g. another revision's catalogue) and judge it."""
     from qvdoctor.doctor.triage import read_log, triage_text
+    from qvdoctor.errors import QvError
 
     out = []
     for case in cases:
-        result = triage_text(read_log(str(case.log)), names)
+        try:
+            result = triage_text(read_log(str(case.log)), names, signatures)
+        except QvError:  # a copy diagnose refuses (binary bytes pasted as text): exit 3, no finding
+            out.append(judge(case, [], 3))
+            continue
         out.append(judge(case, result.findings, result.exit_code))
     return out
 
