@@ -59,6 +59,22 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+# vLLM 0.13 deprecated VLLM_ATTENTION_BACKEND for --attention-config's backend, and later releases ignore the
+# variable (vllm#50292: 0.26 logs "Unknown vLLM environment variable detected"); the JSON form of the flag is
+# read by every release since 0.13 (0.26 and 0.32 checked)
+ATTENTION_ENV, ATTENTION_FLAG_SINCE = "VLLM_ATTENTION_BACKEND", "0.13"
+
+
+def _for_release(patch: Patch, vllm_version: str | None) -> Patch:
+    """``patch`` as ``vllm_version`` takes it: an attention backend is a flag from 0.13 on, not the variable."""
+    from qvdoctor.compat import version_lt
+
+    if ATTENTION_ENV not in patch.env or not vllm_version or version_lt(vllm_version, ATTENTION_FLAG_SINCE):
+        return patch
+    env = {k: v for k, v in patch.env.items() if k != ATTENTION_ENV}
+    return Patch({**patch.flags, "attention_config": {"backend": patch.env[ATTENTION_ENV]}}, env)
+
+
 def _whole(old: Any, new: Any) -> Any:
     """``new`` as a patch value over ``old``: for two dicts, ``new`` plus ``None`` for the keys it dropped."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -120,6 +136,7 @@ class Launch:
         (``mm_processor_kwargs``, ``limit_mm_per_prompt``, ...) changes only its keys (``None`` removes
         one), so a fix of ``max_pixels`` keeps the user's ``fps``; anything else replaces the value."""
         out = self.copy()
+        patch = _for_release(patch, self.vllm_version)
         for key, value in patch.flags.items():
             key = normalize_key(key)
             current = out.flags.get(key)

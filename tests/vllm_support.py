@@ -69,8 +69,8 @@ SERVE_PARSER = (
 
 
 def serve_parse(arg_lists: list[list[str]]) -> list[dict | None]:
-    """vLLM's own parser on each ``vllm serve`` argument list (after ``vllm``): its plain values
-    (strings, numbers, dicts), or None where the parser rejects the list."""
+    """vLLM's own parser on each ``vllm serve`` argument list (after ``vllm``): its values (strings,
+    numbers and dicts as they are, config objects as their repr), or None where the parser rejects the list."""
     code = SERVE_PARSER + (
         "import contextlib, io, json, sys\n"
         "out = []\n"
@@ -78,7 +78,7 @@ def serve_parse(arg_lists: list[list[str]]) -> list[dict | None]:
         "    try:\n"
         "        with contextlib.redirect_stderr(io.StringIO()):\n"
         "            ns = vars(p.parse_args(args))\n"
-        "        out.append({k: v for k, v in ns.items() if isinstance(v, (str, int, float, bool, dict, type(None)))})\n"
+        "        out.append({k: v if isinstance(v, (str, int, float, bool, dict, type(None))) else str(v) for k, v in ns.items()})\n"
         "    except SystemExit:\n"
         "        out.append(None)\n"
         "print(json.dumps(out))\n")

@@ -132,6 +132,8 @@ FUNCTIONS: dict[str, Any] = {
     "quant_problems": _quant_problems,
     "quant_min_cc": _quant_min_cc,
     "flag_line": _flag_line,
+    # vLLM >= 0.13's attention backend flag, as one shell-safe line: --attention-config '{"backend":"X"}'
+    "attention_flag": lambda backend: _flag_line({"attention_config": {"backend": backend}}),
     "video_max_pixels": _video_max_pixels,
 }
 

@@ -88,6 +88,17 @@ def test_a_false_switch_is_the_negated_flag_on_the_command_line_and_in_yaml():
     assert yaml.safe_load(launch.config_yaml())["enable-prefix-caching"] is False
 
 
+def test_an_attention_backend_patch_is_the_variable_before_vllm_013_and_the_flag_after():
+    """vLLM 0.13 deprecated VLLM_ATTENTION_BACKEND for --attention-config's backend; 0.26 ignores the variable."""
+    patch = Patch(env={"VLLM_ATTENTION_BACKEND": "TRITON_ATTN", "NCCL_P2P_DISABLE": "1"})
+    new = Launch(vllm_version="0.26.0").apply(patch)
+    assert new.flags == {"attention_config": {"backend": "TRITON_ATTN"}} and new.env == {"NCCL_P2P_DISABLE": "1"}
+    assert "--attention-config" in new.argv()
+    for old in ("0.12.0", None):  # a release before 0.13, or one not known: the variable
+        launch = Launch(vllm_version=old).apply(patch)
+        assert launch.env["VLLM_ATTENTION_BACKEND"] == "TRITON_ATTN" and not launch.flags
+
+
 def test_serve_command_is_a_shell_line_that_round_trips():
     launch = BASE.copy()
     launch.model = "/models/Qwen2.5-VL-7B-Instruct"
