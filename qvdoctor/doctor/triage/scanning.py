@@ -395,8 +395,8 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|Watchdog caught collective operation timeout"
                         # an exception quoted in backticks inside a sentence: "... it fails with `KeyError: 'x'`"
                         r"|`{1,3}(?:\[rank\d{1,5}\]:\s?)?[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
-                        # the OpenAI-compatible server's error body: {'error': {'message': ..., 'code': 500}}
-                        r"|[\"']error[\"']: ?\{ ?[\"']message[\"']: "
+                        # the OpenAI-compatible server's error body: {'error': {'message': ..., 'code': 500}}, or compact JSON
+                        r"|[\"']error[\"']: ?\{ ?[\"']message[\"']: ?"
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
                         r"|^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?:\s{1,3}\[?[\w.]{0,80})?\s?$"
                         r"|^\s{0,12}Value error, \S"
