@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from qvdoctor.doctor.findings import Patch
-from qvdoctor.launch import Launch
+from qvdoctor.launch import Launch, for_release
 
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
 DTYPES = ("auto", "bfloat16", "float16", "float32", "half", "float", "bf16", "fp16")
@@ -192,7 +192,9 @@ def _repair(launch: Launch, model: Any, facts: Any) -> tuple[Launch, dict[str, s
 
 def repair_patch(patch: Patch, base: Launch, model: Any, facts: Any) -> tuple[Patch, list[str]]:
     """``patch`` as it must be to keep ``base`` consistent once applied: e.g. a TP taken from a
-    log's numbers becomes the nearest size the model can split and the machine holds."""
+    log's numbers becomes the nearest size the model can split and the machine holds; and in the form
+    ``base``'s vLLM release takes (an attention backend is a flag from 0.13 on)."""
+    patch = for_release(patch, base.vllm_version)
     patched, notes = _repair(base.apply(patch), model, facts)
     keys = set(patch.flags)
     for key in list(keys):

@@ -65,7 +65,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 ATTENTION_ENV, ATTENTION_FLAG_SINCE = "VLLM_ATTENTION_BACKEND", "0.13"
 
 
-def _for_release(patch: Patch, vllm_version: str | None) -> Patch:
+def for_release(patch: Patch, vllm_version: str | None) -> Patch:
     """``patch`` as ``vllm_version`` takes it: an attention backend is a flag from 0.13 on, not the variable."""
     from qvdoctor.compat import version_lt
 
@@ -136,7 +136,7 @@ class Launch:
         (``mm_processor_kwargs``, ``limit_mm_per_prompt``, ...) changes only its keys (``None`` removes
         one), so a fix of ``max_pixels`` keeps the user's ``fps``; anything else replaces the value."""
         out = self.copy()
-        patch = _for_release(patch, self.vllm_version)
+        patch = for_release(patch, self.vllm_version)
         for key, value in patch.flags.items():
             key = normalize_key(key)
             current = out.flags.get(key)

@@ -9,6 +9,7 @@ import yaml
 
 from qvdoctor.errors import QvError
 from qvdoctor.doctor.findings import Patch
+from qvdoctor.consistency import repair_patch
 from qvdoctor.launch import Launch, parse_value
 
 BASE = Launch(
@@ -97,6 +98,9 @@ def test_an_attention_backend_patch_is_the_variable_before_vllm_013_and_the_flag
     for old in ("0.12.0", None):  # a release before 0.13, or one not known: the variable
         launch = Launch(vllm_version=old).apply(patch)
         assert launch.env["VLLM_ATTENTION_BACKEND"] == "TRITON_ATTN" and not launch.flags
+    # the patch diagnose --log prints for a log of 0.26 carries the flag, not the variable
+    fixed, _ = repair_patch(patch, Launch(vllm_version="0.26.0"), None, None)
+    assert fixed.flags == {"attention_config": {"backend": "TRITON_ATTN"}} and "VLLM_ATTENTION_BACKEND" not in fixed.env
 
 
 def test_serve_command_is_a_shell_line_that_round_trips():
