@@ -44,6 +44,9 @@ STARTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "batched-tokens-below-mm-item": (["--max-num-batched-tokens", "512", "--max-model-len", "8192"], {}),
     "max-pixels-below-one-patch": (["--max-model-len", "8192", "--mm-processor-kwargs", '{"min_pixels": 64, "max_pixels": 100}'], {}),
     "port-in-use": (["--max-model-len", "8192"], {}),  # a socket of this script holds the port
+    # not failures: how this release takes an attention backend (the variable, ignored from 0.13 on, or the flag)
+    "attention-backend-env": (["--max-model-len", "8192"], {"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"}),
+    "attention-backend-flag": (["--max-model-len", "8192", "--attention-config", '{"backend": "TRITON_ATTN"}'], {}),
 }
 
 
