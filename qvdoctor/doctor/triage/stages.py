@@ -71,7 +71,7 @@ DONE = ("Shutting down", "shutting down", "Application startup complete", "Uvico
 # NCCL's lines once a communicator is ready or the program is done: "comm 0x... rank 0 ... - Init COMPLETE",
 # nccl-tests' "Launch mode Parallel" and its result summary
 NCCL_DONE = ("Init COMPLETE", "Destroy COMPLETE", "Launch mode", "Avg bus bandwidth", "Out of bounds values")
-
+NCCL_STAGE = next(s for s in STAGES if s.name.startswith("distributed initialisation"))
 
 
 # vLLM (0.2x) logs that a signal asked it to stop; what it logs while tearing down after that (the API
@@ -113,7 +113,7 @@ def stopped_stage(text: str) -> tuple[Stage, int, str] | None:
     else:  # an NCCL program alone (nccl-tests, a training job): its last NCCL line is before a communicator was ready
         at = tail.rfind("NCCL INFO")
         if at >= 0 and at > max(tail.rfind(m) for m in NCCL_DONE):
-            best = (at, STAGES[1])
+            best = (at, NCCL_STAGE)
     if best is None:
         return None
     at, stage = best
