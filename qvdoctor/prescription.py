@@ -143,6 +143,8 @@ def prescribe(facts: Any, model: Any = None, settings: Any = None, start: Launch
     else:
         launch = (start or Launch(env=dict(BASE_ENV), model=name)).copy()
         launch.model = launch.model or name
+        if launch.vllm_version is None and facts is not None and facts.packages.get("vllm") is not None:
+            launch.vllm_version = facts.packages["vllm"].version  # patches take this release's form
     request = launch.copy()
     requested = judge(facts, model, launch, plan, skip)
     findings = requested

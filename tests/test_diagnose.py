@@ -140,3 +140,19 @@ def test_recorded_h200_report_sm90_everywhere_and_bf16_fine():
     status = {f["id"]: f["status"] for f in data["findings"]}
     assert status["bf16-needs-cc80"] == "ok" and status["no-kernel-image"] == "ok"
     assert status["torch-import-fails"] == "ok"
+
+
+def test_attention_backend_fix_takes_the_installed_release_form(tmp_path):
+    """The Titan RTX snapshot (vLLM 0.20) with VLLM_ATTENTION_BACKEND=FLASH_ATTN exported: vLLM >= 0.13 selects the
+    backend with --attention-config, so the fix text, the patch and the launch all say the flag, not the variable."""
+    facts = json.loads((MACHINES / "titan-rtx.json").read_text())
+    facts["system"]["env"] = {"VLLM_ATTENTION_BACKEND": "FLASH_ATTN"}
+    path = tmp_path / "titan-rtx-flash-attn-env.json"
+    path.write_text(json.dumps(facts))
+    data = run_qvdoctor("diagnose", "--facts", str(path), "--json").json()
+    (finding,) = [f for f in data["findings"] if f["id"] == "flash-attn-needs-ampere"]
+    assert """--attention-config '{"backend":"TRITON_ATTN"}'""" in finding["fix"]
+    assert data["patch"]["flags"]["attention_config"] == {"backend": "TRITON_ATTN"}
+    assert "VLLM_ATTENTION_BACKEND" not in data["patch"]["env"]
+    assert "VLLM_ATTENTION_BACKEND" not in data["launch"]["command"]
+    assert """--attention-config '{"backend":"TRITON_ATTN"}'""" in data["launch"]["command"]

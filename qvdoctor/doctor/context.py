@@ -64,6 +64,25 @@ def _flag_line(flags: dict[str, Any] | None) -> str:
     return shlex.join(flag_args(dict(unwrap(flags) or {})))
 
 
+def _attention_setting(backend: str, vllm_version: str | None) -> str:
+    """How ``vllm_version`` selects an attention backend: the variable before 0.13, the flag from then on
+    (the same rule :func:`qvdoctor.launch.for_release` applies to a patch)."""
+    from qvdoctor.launch import ATTENTION_ENV, ATTENTION_FLAG_SINCE
+
+    if vllm_version and compat.version_key(vllm_version) and not compat.version_lt(vllm_version, ATTENTION_FLAG_SINCE):
+        return _flag_line({"attention_config": {"backend": backend}})
+    return f"{ATTENTION_ENV}={backend}"
+
+
+def _runnable_backend(min_cc: str | None, vllm_version: str | None) -> str:
+    """A decoder attention backend that runs on every GPU here: FLASH_ATTN from compute capability 8.0,
+    below it (or on unknown GPUs) what the release uses there (XFORMERS before 0.10.2, TRITON_ATTN after)."""
+    if min_cc and not compat.version_lt(min_cc, "8.0"):
+        return "FLASH_ATTN"
+    row = compat.pre_ampere(vllm_version)
+    return row["decoder"] if row else "XFORMERS"
+
+
 def _video_max_pixels(plan: Any) -> int | None:
     """The largest per-frame max_pixels (a multiple of 28×28, at most the launch's) at which the
     plan's video fits its largest max_model_len; ``None`` when even the smallest frames do not."""
@@ -134,6 +153,8 @@ FUNCTIONS: dict[str, Any] = {
     "flag_line": _flag_line,
     # vLLM >= 0.13's attention backend flag, as one shell-safe line: --attention-config '{"backend":"X"}'
     "attention_flag": lambda backend: _flag_line({"attention_config": {"backend": backend}}),
+    "attention_setting": _attention_setting,  # VLLM_ATTENTION_BACKEND=X before vLLM 0.13, the flag from 0.13
+    "runnable_backend": _runnable_backend,
     "video_max_pixels": _video_max_pixels,
 }
 
