@@ -65,6 +65,12 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 ATTENTION_ENV, ATTENTION_FLAG_SINCE = "VLLM_ATTENTION_BACKEND", "0.13"
 
 
+def installed_vllm(facts: Any) -> str | None:
+    """The vLLM release a facts snapshot shows installed (what a launch without its own release runs)."""
+    pkg = facts.packages.get("vllm") if facts is not None else None
+    return pkg.version if pkg is not None else None
+
+
 def for_release(patch: Patch, vllm_version: str | None) -> Patch:
     """``patch`` as ``vllm_version`` takes it: an attention backend is a flag from 0.13 on, not the variable."""
     from qvdoctor.compat import version_lt

@@ -18,7 +18,7 @@ from qvdoctor.doctor.context import build_context
 from qvdoctor.doctor.findings import Finding, Patch, worst_status
 from qvdoctor.doctor.rules import run_checks
 from qvdoctor.errors import EXIT_FAIL, EXIT_OK, EXIT_WARN
-from qvdoctor.launch import Launch
+from qvdoctor.launch import Launch, installed_vllm
 
 MAX_ROUNDS = 6
 #: launch flag -> PlanSettings field: a patch to one of these re-plans the memory.
@@ -143,8 +143,7 @@ def prescribe(facts: Any, model: Any = None, settings: Any = None, start: Launch
     else:
         launch = (start or Launch(env=dict(BASE_ENV), model=name)).copy()
         launch.model = launch.model or name
-        if launch.vllm_version is None and facts is not None and facts.packages.get("vllm") is not None:
-            launch.vllm_version = facts.packages["vllm"].version  # patches take this release's form
+        launch.vllm_version = launch.vllm_version or installed_vllm(facts)  # patches take this release's form
     request = launch.copy()
     requested = judge(facts, model, launch, plan, skip)
     findings = requested

@@ -302,8 +302,9 @@ def test_an_nccl_program_that_stops_in_set_up_is_no_all_clear():
     "291.9   ERROR: Failed building wheel for qvfake",  # docker build (BuildKit) output as a thread copies it
     "#8 291.9 RuntimeError: qvfake went wrong",
     "(VllmWorker rank=3 pid=285) ERROR 04-17 23:30:20 [multiproc_executor.py:380] qvfake went wrong",  # vLLM 0.8-0.10
+    'got exception: {"code":500,"message":"qvfake input is not supported","type":"server_error"}',  # llama.cpp's server
 ], ids=["ray-glog-E", "ray-glog-C", "docker-timestamp", "python-logging", "indented", "bullet", "access-log-500",
-        "pydantic-value-error", "bare-status-400", "buildkit-elapsed", "buildkit-step", "vllm-worker-rank"])
+        "pydantic-value-error", "bare-status-400", "buildkit-elapsed", "buildkit-step", "vllm-worker-rank", "code-message-json"])
 def test_error_lines_are_read_behind_their_prefix(line):
     """Glog lines with a full date, docker/ISO timestamps, indentation or a list bullet, and an
     access-log 4xx/5xx are error lines: never an all-clear, the line is the evidence."""

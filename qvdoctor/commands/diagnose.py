@@ -169,10 +169,11 @@ def run_log(o: dict[str, Any]) -> int:
     findings = list(result.findings)
     if result.root is not None:
         from qvdoctor.consistency import repair_patch
-        from qvdoctor.launch import launch_from_log
+        from qvdoctor.launch import installed_vllm, launch_from_log
 
         root = result.root
         base = launch_from_log(result.context, getattr(model_info, "serve_as", "") or None)  # the launch the log ran
+        base.vllm_version = base.vllm_version or installed_vllm(snapshot)  # as the fix texts read it
         root.patch, notes = repair_patch(root.patch, base, model_info, snapshot)
         if notes:  # the log's numbers alone led elsewhere: say the fix that holds, and why
             import shlex

@@ -358,6 +358,7 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "[E", "[F", "E0", "E1", "F0", "F1", " E ", " C ", " F ",
                   "'object': 'error'", '"object": "error"', '"object":"error"',  # an OpenAI error body, JSON or Python repr
                   "'error': {", '"error": {', '"error":{',
+                  '{"code":4', '{"code":5', '{"code": 4', '{"code": 5',  # llama.cpp's server: {"code":500,"message":...}
                   "Value error, ",  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."
                   "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
                   ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
@@ -396,7 +397,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # an exception quoted in backticks inside a sentence: "... it fails with `KeyError: 'x'`"
                         r"|`{1,3}(?:\[rank\d{1,5}\]:\s?)?[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
                         # the OpenAI-compatible server's error body: {'error': {'message': ..., 'code': 500}}, or compact JSON
-                        r"|[\"']error[\"']: ?\{ ?[\"']message[\"']: ?"
+                        r"|[\"']error[\"']: ?\{ ?[\"']message[\"']: ?|\{\"code\": ?[45]\d\d, ?\"message\": ?\""
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
                         r"|^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?:\s{1,3}\[?[\w.]{0,80})?\s?$"
                         r"|^\s{0,12}Value error, \S"
