@@ -362,7 +362,9 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "Value error, ",  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."
                   "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
                   ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
-                  "BLAS error")  # "rocBLAS error: Cannot read ...", "CUBLAS error"
+                  "BLAS error",  # "rocBLAS error: Cannot read ...", "CUBLAS error"
+                  "nvcc fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT or source build)
+                  "error: ")  # a builtin exception retyped in lower case: "valueerror: there is no module ..."
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -401,7 +403,8 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
                         r"|^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?:\s{1,3}\[?[\w.]{0,80})?\s?$"
                         r"|^\s{0,12}Value error, \S"
-                        r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
+                        r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|nvcc fatal\s{0,4}: "
+                        r"|^\s{0,8}(?:value|runtime|type|key|attribute|import|modulenotfound|assertion|index|os)error: \S|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
                         # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
                         r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{1,9} [ECF] \d{1,10} \d{1,10}\]")
