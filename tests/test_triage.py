@@ -70,6 +70,18 @@ def test_every_pattern_fires_on_some_example():
     assert missing == []
 
 
+BACKTICKED = sorted(p.stem for p in EXAMPLES.glob("*.log")
+                    if "`" in p.read_text() and any("`" in pat.needle for pat in SIGS[example_id(p)].patterns))
+
+
+@pytest.mark.parametrize("stem", BACKTICKED)
+def test_a_message_as_github_renders_it_still_names_its_signature(stem: str):
+    """A thread shows `code` spans without their backticks; a message copied from it reads the same."""
+    entry_id = example_id(EXAMPLES / f"{stem}.log")
+    result = triage_text((EXAMPLES / f"{stem}.log").read_text().replace("`", ""))
+    assert entry_id in [f.id for f in result.findings]
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.log")), ids=lambda p: p.stem)
 def test_example_names_its_own_signature(path: Path):
     entry_id = example_id(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from qvdoctor.doctor.catalog import CheckEntry, FixSpec, load_catalog
 from qvdoctor.doctor.expr import compile_expr
@@ -97,6 +97,9 @@ def signature_of(entry: CheckEntry) -> Signature | None:
             raise QvError(f"{where}: pattern {i + 1} role {prole!r} is not one of {', '.join(ROLES)}")
         patterns.append(Pattern(entry.id, i, spec["needle"], regex, prole, spec.get("engine", "any"), extras,
                                 int(spec.get("lines_before", 0)), int(spec.get("lines_after", 0))))
+        if "`" in spec["needle"]:  # the message as a GitHub thread renders it: `code` spans lose their backticks
+            patterns.append(replace(patterns[-1], needle=spec["needle"].replace("`", ""),
+                                    regex=_compile(spec["regex"].replace("`", "`?"), where) if spec.get("regex") else None))
     frames = tuple(raw.get("frames", ()))
     exceptions = tuple(raw.get("exceptions", ()))
     topics = tuple(raw.get("topics", ()))
