@@ -388,7 +388,7 @@ _PREFIX = re.compile(
 # an exception line indented or behind a markdown bullet / list number (a thread's list quoting the error):
 # only the strict form "SomeError: message" counts, never a source line of a traceback
 _BULLET = re.compile(r"[ \t]{0,12}(?:[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3}|`)?")  # or quoted as `code`
-_STRICT_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S")
+_STRICT_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?:`? \S")  # also `RuntimeError:` message
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
