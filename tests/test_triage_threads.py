@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 22  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 23  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -153,6 +153,26 @@ LABEL_DIFFERS = {
     "r21b-flashinfer-windows-cuda13-nvcc-single-input-file": "none",
     # custom all-reduce warnings of 8 PCIe GPUs only (normal there); the thread's failure, gibberish output, is not in it
     "r21b-deepseek-r1-gguf-8gpu-custom-allreduce-pcie-warning": "none",
+    # round 22: errors of other engines or projects, shown whole (llama.cpp's unknown architecture, lmms-eval's image
+    # wrapper fed a video, a bitsandbytes int4 `multinomial` NaN the thread fixed by reinstalling requirements), a V1
+    # IndexError in the video positions with no confirmed cause, and Ray's SystemExit 15: unknown-error with the line
+    "r22a-lmstudio-qwen3vl-30b-unknown-arch-qwen3vlmoe": "none",
+    "r22a-lmms-eval-llava-onevision-anyres-str-size": "none",
+    "r22a-minicpmv26-bnb-quantize-multinomial-inf-nan": "none",
+    "r22a-qwen25vl72b-v1-video-second-per-grid-indexerror": "none",
+    "r22b-ascend-v1-ray-w8a8-sigterm-systemexit-15": "none",
+    # "There is no module or parameter named 'resampler.kv_proj.weight'" is checkpoint-weight-unknown (version); the
+    # thread's int4 context makes it quant-alignment
+    "r22a-minicpmo26-int4-v081-resampler-kv-proj": "version",
+    # Ray's "Worker exit type: SYSTEM_ERROR ... (1) killed by SIGKILL by OOM killer" list (ray-worker-oom-killed, which
+    # says it is Ray's first-listed cause); the thread blames a KeyError: 'bundles' that is not in the copy
+    "r22b-v1-ray-llm-actor-died-bundles-keyerror": "oom",
+    # NCCL set-up output that stops (two hangs): the start-up stop warning, which names no family
+    "r22b-tp2-p2p-disabled-nccl-ras-bind-address-in-use-hang": "none",
+    "r22b-torchrun-2gpu-wifi-bootstrap-nccl-hang": "none",
+    # "FlashInfer is not available. Falling back to the PyTorch-native ... sampling" in a run that goes on: round 17
+    # labelled the same warning none, this collector attention-backend
+    "r22b-sif-container-flashinfer-not-available-warning": "none",
 }
 
 
@@ -172,8 +192,9 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 300 of the 744 scored are cut before their message (rounds 10-21 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15, 25, 17)
-    assert s["family_rate"] >= 0.67 and s["fix_rate"] >= 0.89, s["misses"]  # 499/744 and 62/69 at round 22
+    # 342 of the 819 scored are cut before their message (rounds 10-22 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15, 25,
+    # 17, 42)
+    assert s["family_rate"] >= 0.64 and s["fix_rate"] >= 0.85, s["misses"]  # 527/819 and 65/76 at round 23
 
 
 # --------------------------------------------------------------------------- the fallback ladder
@@ -299,8 +320,10 @@ def test_unexplained_error_is_a_failing_unknown_finding():
     # frames vLLM 0.8 logged at ERROR level, each wrapped inside its path by the terminal, no header, no message
     '(VllmWorker rank=3 pid=285) ERROR 04-17 23:30:20 [multiproc_executor.py:380]   File "/usr/local/lib/python3.12/'
     'dist-packages/torch/_dynamo/variables/functions.p\ny", line 118, in call_function\n(VllmWorker ran',
+    # a frame whose opening quote the copy lost
+    '[rank0]:   File /envs/x/lib/python3.11/site-packages/qvfake/main.py", line 341, in __init__\n[rank0]:     raise qvfake_error\n',
 ], ids=["nccl-warn", "cuda-error", "bare-frame", "ipython-frame", "jupyter-link-frame", "cut-error-prefix",
-        "frame-cut-mid-path", "logged-frames-wrapped"])
+        "frame-cut-mid-path", "logged-frames-wrapped", "frame-without-opening-quote"])
 def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
 
@@ -335,9 +358,13 @@ def test_an_nccl_program_that_stops_in_set_up_is_no_all_clear():
     "nvcc fatal   : qvfake option is not supported",  # nvcc in a JIT build (FlashInfer) or a source build
     "valueerror: there is no qvfake named x",  # a builtin exception as a user retyped it in lower case
     "`RuntimeError:` qvfake backend is not available",  # the exception name as a code span
+    "  报错：AttributeError: 'qvfake' object has no attribute 'to'",  # behind a zh_CN label ("error:")
+    "llama_model_load: error loading model: unknown model architecture: 'qvfake'",  # llama.cpp
+    "[2026-08-27|00:42:09|FrontendAPI] ERROR    qvfake backend failed",  # a level behind a bracketed stamp
+    "2025-08-15 11:38:23.728 | ERROR    | __main__:lifespan:107 - qvfake handler failed",  # loguru
 ], ids=["ray-glog-E", "ray-glog-C", "docker-timestamp", "python-logging", "indented", "bullet", "access-log-500",
         "pydantic-value-error", "bare-status-400", "buildkit-elapsed", "buildkit-step", "vllm-worker-rank", "code-message-json",
-        "nvcc-fatal", "lower-case-exception", "code-span-exception"])
+        "nvcc-fatal", "lower-case-exception", "code-span-exception", "zh-label", "llama-cpp-load", "bracket-level", "loguru"])
 def test_error_lines_are_read_behind_their_prefix(line):
     """Glog lines with a full date, docker/ISO timestamps, indentation or a list bullet, and an
     access-log 4xx/5xx are error lines: never an all-clear, the line is the evidence."""

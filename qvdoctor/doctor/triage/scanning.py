@@ -363,8 +363,9 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
                   ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
                   "BLAS error",  # "rocBLAS error: Cannot read ...", "CUBLAS error"
-                  "nvcc fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT or source build)
-                  "error: ")  # a builtin exception retyped in lower case: "valueerror: there is no module ..."
+                  "nvcc fatal", "ptxas fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT build)
+                  "error: ",  # a builtin exception retyped in lower case: "valueerror: there is no module ..."
+                  "error loading model")  # llama.cpp: "llama_model_load: error loading model: unknown model architecture"
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -387,7 +388,8 @@ _PREFIX = re.compile(
 )
 # an exception line indented or behind a markdown bullet / list number (a thread's list quoting the error):
 # only the strict form "SomeError: message" counts, never a source line of a traceback
-_BULLET = re.compile(r"[ \t]{0,12}(?:[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3}|`)?")  # or quoted as `code`
+# or quoted as `code`, or behind a zh_CN label ("报错：AttributeError: ...")
+_BULLET = re.compile(r"[ \t]{0,12}(?:[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3}|`|(?:报错|错误|异常)[:：]\s{0,3})?")
 _STRICT_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?:`? \S")  # also `RuntimeError:` message
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
@@ -403,11 +405,14 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
                         r"|^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?:\s{1,3}\[?[\w.]{0,80})?\s?$"
                         r"|^\s{0,12}Value error, \S"
-                        r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|nvcc fatal\s{0,4}: "
+                        r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|(?:nvcc|ptxas) fatal\s{0,4}: |error loading model: "
                         r"|^\s{0,8}(?:value|runtime|type|key|attribute|import|modulenotfound|assertion|index|os)error: \S|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
                         # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
-                        r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{1,9} [ECF] \d{1,10} \d{1,10}\]")
+                        r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{1,9} [ECF] \d{1,10} \d{1,10}\]"
+                        # the level behind a bracketed stamp or between pipes (loguru): "[2026-08-27|00:42:09|api] ERROR  ...",
+                        # "2025-08-15 11:38:23.728 | ERROR    | __main__:lifespan:107 - ..."
+                        r"|^\[[^\]\n]{1,80}\][ \t]{1,4}(?:ERROR|CRITICAL)[ \t]|\|[ \t](?:ERROR|CRITICAL)[ \t]{1,8}\|")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
@@ -456,7 +461,8 @@ def _status_line(line: str) -> bool:
 
 
 # ", in f" may be wrapped onto the next line by the terminal the log was copied from
-_TB_FRAME = re.compile(r'File "[^"\n]{1,400}", line \d{1,7}(?:, in |,?[ \t]*$)')
+# (a copy may have lost the opening quote: 'File /envs/x/lib/python3.11/site-packages/pydantic/v1/main.py", line 341')
+_TB_FRAME = re.compile(r'File (?:"[^"\n]{1,400}|/[^"\n]{1,400}\.py)", line \d{1,7}(?:, in |,?[ \t]*$)')
 
 
 # IPython / Jupyter: "File ~/x/llm.py:177, in LLM.__init__(self, ...)", in a notebook as a link

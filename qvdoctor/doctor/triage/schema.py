@@ -154,6 +154,7 @@ _CONTEXT = (
     ("tensor_parallel_size=", re.compile(r"\btensor_parallel_size=(?P<tp>\d{1,4})")),
     ("pipeline_parallel_size=", re.compile(r"\bpipeline_parallel_size=(?P<pp>\d{1,4})")),
     ("max_seq_len=", re.compile(r"\bmax_seq_len=(?P<max_model_len>\d{1,9})")),
+    ("quantization=", re.compile(r"\bquantization=(?P<quantization>\w{1,30})")),
     ("with config: ", re.compile(r"\bdtype=(?:torch\.)?(?P<dtype>\w{1,20})")),
     ("with config: ", re.compile(r"\bmodel=(?P<model>'[^']{1,300}'|[^\s,]{1,300})")),
     ("'gpu_memory_utilization': ", re.compile(r"'gpu_memory_utilization': (?P<gpu_memory_utilization>[\d.]{1,6})")),
