@@ -60,8 +60,9 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 # vLLM 0.13 deprecated VLLM_ATTENTION_BACKEND for --attention-config's backend, and later releases ignore the
-# variable (vllm#50292: 0.26 logs "Unknown vLLM environment variable detected"); the JSON form of the flag is
-# read by every release since 0.13 (0.26 and 0.32 checked)
+# variable (vllm#50292; measured on an H100 with 0.26.0, tests/logs/real/gpu/failures/start-attention-backend-*.log:
+# the variable is reported unknown and FLASH_ATTN is used, the flag's TRITON_ATTN is used); the JSON form of the
+# flag is read by every release since 0.13 (0.26 and 0.32 checked)
 ATTENTION_ENV, ATTENTION_FLAG_SINCE = "VLLM_ATTENTION_BACKEND", "0.13"
 
 

@@ -243,6 +243,9 @@ EXPECTED_SERVE = {
         "start-max-pixels-below-one-patch": "max-pixels-below-one-patch",
         "start-port-in-use": "port-in-use",
         "start-batched-tokens-below-mm-item": None,  # 0.26 starts with --max-num-batched-tokens 512 too
+        # starts that serve: the variable 0.26 ignores is a warning, the flag it reads is clean
+        "start-attention-backend-env": "warning:vllm-env-unknown",
+        "start-attention-backend-flag": None,
         **_REQUESTS,
     },
 }
@@ -276,8 +279,28 @@ def test_real_vllm_serve_failures_name_their_cause(recording: str, name: str):
     expected = EXPECTED_SERVE[recording][name]
     if expected is None:
         assert result.exit_code == 0, [(f.id, f.status) for f in result.findings]
+    elif expected.startswith("warning:"):  # the start served; one warning says what it ignored
+        assert result.exit_code == 1 and [f.id for f in result.findings if f.status == "warn"] == [expected.split(":", 1)[1]]
     else:
         assert result.root is not None and result.root.id == expected, [(f.id, f.role) for f in result.findings]
+
+
+def test_attention_backend_patch_takes_the_form_vllm_026_reads_on_a_gpu():
+    """Recorded on an H100 with vLLM 0.26.0: VLLM_ATTENTION_BACKEND=TRITON_ATTN is ignored (FLASH_ATTN is used), the
+    --attention-config flag is read. for_release() gives a patch of that backend exactly the flag of the run that worked."""
+    from qvdoctor.doctor.findings import Patch
+    from qvdoctor.launch import for_release
+
+    env_run, flag_run = (serve_texts("gpu/failures")[f"start-attention-backend-{k}"] for k in ("env", "flag"))
+    assert "Unknown vLLM environment variable detected: VLLM_ATTENTION_BACKEND" in env_run
+    assert "Using FLASH_ATTN attention backend" in env_run and "TRITON_ATTN backend." not in env_run
+    assert "Using AttentionBackendEnum.TRITON_ATTN backend." in flag_run
+    runs = {r["name"]: r for r in json.loads((REAL / "gpu" / "failures" / "runs.json").read_text())}
+    assert runs["attention-backend-env"]["env"] == {"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"}
+    patch = for_release(Patch(env={"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"}), "0.26.0")
+    worked = runs["attention-backend-flag"]["argv"]
+    assert patch.env == {} and flag_args(patch.flags) == ["--attention-config", '{"backend":"TRITON_ATTN"}']
+    assert json.loads(worked[worked.index("--attention-config") + 1]) == patch.flags["attention_config"]
 
 
 def test_errors_after_a_requested_stop_are_teardown_not_failures():
