@@ -390,6 +390,8 @@ _PREFIX = re.compile(
 # only the strict form "SomeError: message" counts, never a source line of a traceback
 # or quoted as `code`, or behind a zh_CN label ("报错：AttributeError: ...")
 _BULLET = re.compile(r"[ \t]{0,12}(?:[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3}|`|(?:报错|错误|异常)[:：]\s{0,3})?")
+# IPython's header, also as a thread quotes it in a code span: "`RuntimeError      Traceback (most recent call last)"
+_IPY_HEADER = re.compile(r"[\w.]{1,120}(?:Error|Exception)[ \t]{2,120}Traceback \(most recent call last\)")
 _STRICT_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?:`? \S")  # also `RuntimeError:` message
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
@@ -433,7 +435,7 @@ def _error_like(line: str) -> bool:
         return False
     bullet = _BULLET.match(msg) if level is None else None
     if bullet and bullet.end():  # indented or a list item: the strict "XError: message" form only
-        return bool(_STRICT_EXCEPTION.match(msg, bullet.end()))
+        return bool(_STRICT_EXCEPTION.match(msg, bullet.end()) or _IPY_HEADER.match(msg, bullet.end()))
     if _FRAME.match(msg):
         return False
     return bool(_EXCEPTION.match(msg)) or level in ("ERROR", "CRITICAL")
