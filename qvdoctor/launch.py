@@ -72,11 +72,16 @@ def installed_vllm(facts: Any) -> str | None:
     return pkg.version if pkg is not None else None
 
 
+def takes_attention_flag(vllm_version: str | None) -> bool:
+    """Whether ``vllm_version`` selects the attention backend with --attention-config (0.13 on), not the variable."""
+    from qvdoctor.compat import version_key, version_lt
+
+    return bool(vllm_version and version_key(vllm_version)) and not version_lt(vllm_version, ATTENTION_FLAG_SINCE)
+
+
 def for_release(patch: Patch, vllm_version: str | None) -> Patch:
     """``patch`` as ``vllm_version`` takes it: an attention backend is a flag from 0.13 on, not the variable."""
-    from qvdoctor.compat import version_lt
-
-    if ATTENTION_ENV not in patch.env or not vllm_version or version_lt(vllm_version, ATTENTION_FLAG_SINCE):
+    if ATTENTION_ENV not in patch.env or not takes_attention_flag(vllm_version):
         return patch
     env = {k: v for k, v in patch.env.items() if k != ATTENTION_ENV}
     return Patch({**patch.flags, "attention_config": {"backend": patch.env[ATTENTION_ENV]}}, env)

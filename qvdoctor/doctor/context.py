@@ -64,14 +64,17 @@ def _flag_line(flags: dict[str, Any] | None) -> str:
     return shlex.join(flag_args(dict(unwrap(flags) or {})))
 
 
+def _attention_flag(backend: str) -> str:
+    """vLLM >= 0.13's attention backend flag, as one shell-safe line: --attention-config '{"backend":"X"}'."""
+    return _flag_line({"attention_config": {"backend": backend}})
+
+
 def _attention_setting(backend: str, vllm_version: str | None) -> str:
     """How ``vllm_version`` selects an attention backend: the variable before 0.13, the flag from then on
-    (the same rule :func:`qvdoctor.launch.for_release` applies to a patch)."""
-    from qvdoctor.launch import ATTENTION_ENV, ATTENTION_FLAG_SINCE
+    (the rule :func:`qvdoctor.launch.for_release` applies to a patch)."""
+    from qvdoctor.launch import ATTENTION_ENV, takes_attention_flag
 
-    if vllm_version and compat.version_key(vllm_version) and not compat.version_lt(vllm_version, ATTENTION_FLAG_SINCE):
-        return _flag_line({"attention_config": {"backend": backend}})
-    return f"{ATTENTION_ENV}={backend}"
+    return _attention_flag(backend) if takes_attention_flag(vllm_version) else f"{ATTENTION_ENV}={backend}"
 
 
 def _runnable_backend(min_cc: str | None, vllm_version: str | None) -> str:
@@ -151,8 +154,7 @@ FUNCTIONS: dict[str, Any] = {
     "quant_problems": _quant_problems,
     "quant_min_cc": _quant_min_cc,
     "flag_line": _flag_line,
-    # vLLM >= 0.13's attention backend flag, as one shell-safe line: --attention-config '{"backend":"X"}'
-    "attention_flag": lambda backend: _flag_line({"attention_config": {"backend": backend}}),
+    "attention_flag": _attention_flag,
     "attention_setting": _attention_setting,  # VLLM_ATTENTION_BACKEND=X before vLLM 0.13, the flag from 0.13
     "runnable_backend": _runnable_backend,
     "video_max_pixels": _video_max_pixels,
