@@ -340,6 +340,32 @@ def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
 
 
+def _first(case_id: str):
+    return triage_text(read_log(str(THREADS / f"{case_id}.log"))).findings[0]
+
+
+def test_a_copy_cut_inside_a_traceback_says_so_and_names_the_stage():
+    """A copy that ends after a traceback's frames, before its exception line, fails with what to
+    copy again and the stage its frames show, not as an unrecognised error."""
+    cut = _first("r24a-glm45v-load-weights-workerproc-failed-cut")  # ends inside the next line's prefix
+    assert (cut.id, cut.status, cut.role) == ("traceback-cut", "fail", "unknown")
+    assert "`load_model`" in cut.title and "loading the weights" in cut.cause and "XxxError" in cut.fix
+    assert cut.evidence[0].line == 7 and 'line 229, in load_model' in cut.evidence[0].text
+    rank = _first("r12-qwen2vl-2b-three-images-chat-parse-cut")  # "[rank0" after the last frame
+    assert rank.id == "traceback-cut" and "_parse_chat_message_" in rank.title
+    # the exception was named above the frames: vLLM 0.8 logs "AssertionError()" before its traceback,
+    # and a log viewer lists the newest line first
+    for whole in ("r13-qwen25omni-tp2-engine-loop-assertionerror", "r23a-xinference-qwen3vl-tokenizer-no-attribute"):
+        assert _first(whole).id == "unknown-error", whole
+    ended = "Traceback (most recent call last):\n  File \"x.py\", line 1, in f\n    g()\nValueError: qvfake\n"
+    assert all(f.id != "traceback-cut" for f in triage_text(ended).findings)
+    assert triage_text(ended[:-len("ValueError: qvfake\n")]).findings[0].id == "traceback-cut"
+    res = run_qvdoctor("diagnose", "--log", str(THREADS / "r24a-glm45v-load-weights-workerproc-failed-cut.log"),
+                       "--facts", str(MACHINES / "t4.json"))
+    assert res.returncode == 2 and "the copy stops inside a traceback, before its error line" in res.stdout
+    assert "last frame, line 7:" in res.stdout and "in load_model" in res.stdout
+
+
 def test_an_nccl_program_that_stops_in_set_up_is_no_all_clear():
     """nccl-tests (or any NCCL program) whose output stops before a communicator is ready - a P2P hang, or a
     copy cut there - gets the stop warning with NCCL's fixes; runs that completed stay clean."""

@@ -153,6 +153,7 @@ def run_log(o: dict[str, Any]) -> int:
     from qvdoctor.doctor.render import print_findings, to_json
     from qvdoctor.doctor.rules import run_checks
     from qvdoctor.doctor.triage import read_log, triage_text
+    from qvdoctor.doctor.triage.stages import CUT_ID
 
     log = o["log"]
     text = read_log(log)  # a missing/unreadable log fails before facts are gathered
@@ -205,6 +206,10 @@ def run_log(o: dict[str, Any]) -> int:
     if result.root is not None:
         where = f" (line {result.root.evidence[0].line})" if result.root.evidence else ""
         console.print(f"[bold]Log {escape(source)}[/]: root cause [red]{result.root.id}[/]{where}")
+    elif result.unknown and result.findings[0].id == CUT_ID:
+        frame = result.findings[0].evidence[0]
+        console.print(f"[bold]Log {escape(source)}[/]: [yellow]the copy stops inside a traceback, before its error line.[/]")
+        console.print(f"  last frame, line {frame.line}: {escape(frame.text)}")
     elif result.unknown:
         console.print(f"[bold]Log {escape(source)}[/]: [yellow]the log shows an error, but no known signature matches it.[/]")
         console.print(f"  last error line {result.last_error_line_no}: {escape(result.last_error_line or '')}")

@@ -35,7 +35,7 @@ from qvdoctor.doctor.triage.schema import (
     Signature,
     load_signatures,
 )
-from qvdoctor.doctor.triage.stages import stopped_finding, teardown_lines
+from qvdoctor.doctor.triage.stages import cut_traceback_finding, stopped_finding, teardown_lines
 
 UNKNOWN_ID = "unknown-error"
 _NEW_RECORD = re.compile(r"\s|\(|\[|[A-Z]{4,8} \d\d-\d\d |\d{4}-\d\d-\d\d|Traceback|File \"")
@@ -249,7 +249,8 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     unknown = root is None and (error is not None or wrapped_only)
     last_no = _number_lines(text, [err[0]])[err[0]] if err else None
     if unknown and err is not None:
-        findings.insert(0, _unknown_finding(_clean(err[1]), last_no, wrapped_only))
+        cut = None if wrapped_only else cut_traceback_finding(text)  # the error line is missing from the copy
+        findings.insert(0, cut or _unknown_finding(_clean(err[1]), last_no, wrapped_only))
     elif not any(f.status in ("fail", "warn") for f in findings):
         stopped = stopped_finding(text)  # no error, no warning: did start-up finish?
         if stopped is not None:

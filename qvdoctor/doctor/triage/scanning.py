@@ -395,6 +395,9 @@ _IPY_HEADER = re.compile(r"[\w.]{1,120}(?:Error|Exception)[ \t]{2,120}Traceback 
 _STRICT_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?:`? \S")  # also `RuntimeError:` message
 _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fatal Python error|Segmentation fault|Killed\s{0,8}$"
                         r"|Traceback \(most recent call last\)")  # a cut-off traceback still is an error
+# vLLM's ERROR/CRITICAL prefix with nothing after it: the copy stops inside it ("ERROR 06-11 02:07:59 [serving_chat.p")
+_CUT_PREFIX = (r"^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?"
+               r"(?:\s{1,3}\[?[\w.]{0,80})?\s?$")
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
                         r"|^(?:>[ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
@@ -404,8 +407,8 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|`{1,3}(?:\[rank\d{1,5}\]:\s?)?[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
                         # the OpenAI-compatible server's error body: {'error': {'message': ..., 'code': 500}}, or compact JSON
                         r"|[\"']error[\"']: ?\{ ?[\"']message[\"']: ?|\{\"code\": ?[45]\d\d, ?\"message\": ?\""
-                        # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it: "ERROR 06-11 02:07:59 [serving_chat.p"
-                        r"|^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?(?:\s{1,3}\[?[\w.]{0,80})?\s?$"
+                        # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it
+                        r"|" + _CUT_PREFIX +
                         r"|^\s{0,12}Value error, \S"
                         r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|(?:nvcc|ptxas) fatal\s{0,4}: |error loading model: "
                         r"|^\s{0,8}(?:value|runtime|type|key|attribute|import|modulenotfound|assertion|index|os)error: \S|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
@@ -497,6 +500,60 @@ def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None
     if start not in skip and _CUT_FRAME.match(tail, start):
         found.append((start, tail[start:]))
     return max(found) if found else None
+
+
+# what may follow a traceback's last frame before its exception line: the frame's source line and Python
+# 3.11's carets (indented), IPython's numbered source lines ("--> 177 x = f()"), a closing code fence, and a
+# logged line the copy cuts inside its prefix ("(Worker_TP0 pid=2263963) ERROR 10-18 03:20:36 [m")
+_AFTER_FRAME = re.compile(r"\s|-*> ?\d|\d{1,6} |`{3}|$")
+_CUT_PREFIX_LINE = re.compile(_CUT_PREFIX)
+CUT_TAIL = 64 * 1024  # a copy ends where it ends: only the tail is read
+_FRAME_FUNCTION = re.compile(r'", line \d{1,7}, in ([\w.<>]{1,120})|\.py:\d{1,7}(?:\]\([^)\n]{0,400}\))?, in ([\w.<>]{1,120})')
+
+
+def _in_traceback_body(line: str) -> bool:
+    """A frame, a source line or caret under it, a blank line or a cut prefix: no exception line."""
+    if _CUT_PREFIX_LINE.match(line) or _TB_FRAME.search(line):
+        return True
+    msg, _ = _strip_prefix(line)
+    return bool(_AFTER_FRAME.match(msg)) and not _STRICT_EXCEPTION.search(line)
+
+
+_EXCEPTION_NAME = re.compile(r"[\w.]{0,120}\w(?:Error|Exception)(?:\(|:|$)")  # "AssertionError()", never "Error in ..."
+
+
+def cut_in_traceback(text: str) -> tuple[int, str] | None:
+    """Offset and text of the last traceback frame when the log ends inside the traceback, after its
+    frames and before the exception line that names the error (a copy cut short), else None. Not
+    when the exception was named above the frames (vLLM 0.8 logs it before the traceback; a log
+    viewer that lists the newest line first)."""
+    offset = max(0, len(text) - CUT_TAIL)
+    tail = text[offset:]
+    frame = _last_frame(tail)
+    if frame is None:
+        return None
+    end = tail.find("\n", frame[0])
+    after = [frame[1], *(tail[end + 1:].rstrip().splitlines() if end >= 0 else [])]
+    if len(after) > 1 and after[-2].startswith(after[-1]):  # the copy stops inside the next line's prefix: "[rank0"
+        after.pop()
+    if not all(_in_traceback_body(line) for line in after[1:]):
+        return None
+    above = tail[:frame[0]].splitlines()[::-1][:400]
+    rest = iter(line for line in above if not _in_traceback_body(line))
+    first = next(rest, "")
+    if _TRACEBACK in first:  # the header: what the line above it says
+        first = next(rest, "")
+    msg, _ = _strip_prefix(first)
+    if _STRICT_EXCEPTION.search(first) or _EXCEPTION_NAME.match(msg.strip()):
+        return None
+    return offset + frame[0], frame[1]
+
+
+def traceback_functions(text: str, end: int) -> list[str]:
+    """The function names of the traceback frames before ``end``, innermost first (from the last header on)."""
+    head = text.rfind("Traceback (most recent call last)", max(0, end - CUT_TAIL), end)
+    span = text[head if head >= 0 else max(0, end - CUT_TAIL):text.find("\n", end) if text.find("\n", end) >= 0 else len(text)]
+    return [a or b for a, b in _FRAME_FUNCTION.findall(span)][::-1]
 
 
 def _last_matching(text: str, marker: str, test: Callable[..., Any], skip: Collection[int] = ()) -> tuple[int, str] | None:

@@ -1,13 +1,16 @@
 """Where a start-up stopped: the last start-up stage a log shows when it has no error and no sign
-that the engine became ready (a hang, a process killed without a message, or a cut copy)."""
+that the engine became ready (a hang, a process killed without a message, or a cut copy), and a
+copy that stops inside a traceback, before the line that names its error."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from qvdoctor.doctor.findings import Evidence, Finding
+from qvdoctor.doctor.triage.scanning import cut_in_traceback, traceback_functions
 
 STAGE_ID = "startup-stopped"
+CUT_ID = "traceback-cut"
 TAIL = 64 * 1024  # a stop is at the end: only the log's tail is read, so a 100 MB log costs nothing
 
 
@@ -17,6 +20,7 @@ class Stage:
     markers: tuple[str, ...]  # substrings of the lines vLLM prints while in this stage
     why: str  # what a silent stop at this stage usually is
     fix: str
+    frames: tuple[str, ...] = ()  # vLLM functions a traceback passes through in this stage
 
 
 STAGES = (
@@ -27,37 +31,45 @@ STAGES = (
           "a configuration or platform check that failed right after this line (the model's config, the GPU, a "
           "missing package: its error is printed next), or a hang before the first worker reports",
           "run it again and keep the lines after this one; with VLLM_LOGGING_LEVEL=DEBUG vLLM prints each step, "
-          "so the last line shows where it stops"),
+          "so the last line shows where it stops",
+          ("create_engine_config", "get_config", "get_hf_processor")),
     Stage("distributed initialisation (NCCL / Ray)",
           ("NCCL INFO", "Started a local Ray instance", "Connecting to existing Ray cluster", "world_size=",
            "is using nccl=="),  # pynccl: "vLLM is using nccl==2.21.5"
           "a hang in NCCL or Ray set-up between the GPUs or nodes (peer-to-peer or the network interface "
           "does not work, a node waits for a peer that never comes)",
           "re-run with NCCL_DEBUG=INFO to see where it waits; on GPUs without working peer-to-peer, "
-          "NCCL_P2P_DISABLE=1; across nodes, NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME set to the interface that connects them"),
+          "NCCL_P2P_DISABLE=1; across nodes, NCCL_SOCKET_IFNAME / GLOO_SOCKET_IFNAME set to the interface that connects them",
+          ("init_device", "init_worker_distributed_environment", "init_distributed_environment",
+           "ensure_model_parallel_initialized", "initialize_model_parallel", "init_process_group")),
     Stage("loading the weights",
           ("Starting to load model", "Loading safetensors checkpoint shards", "Loading pt checkpoint shards",
            "Using model weights format"),
           "the host's OOM killer ending the process while the weights pass through host memory (no Python error "
           "is printed; exit -9), or very slow storage",
           "check `dmesg | grep -i -E 'killed process|out of memory'` and the exit code; give the host more RAM "
-          "or swap, or load from local safetensors files"),
+          "or swap, or load from local safetensors files",
+          ("load_model", "load_weights", "get_model")),
     Stage("memory profiling",
           ("Model loading took", "Starting profile run", "Memory profiling takes", "Encoder cache will be initialized"),
           "a kill during the profile run with the largest multimodal dummy input (host or GPU memory), or a hang in "
           "the first forward pass",
           "check `dmesg` for the OOM killer; lower the profiling peak: --max-num-seqs, --max-num-batched-tokens, "
-          "--limit-mm-per-prompt, --mm-processor-kwargs max_pixels"),
+          "--limit-mm-per-prompt, --mm-processor-kwargs max_pixels",
+          ("determine_available_memory", "determine_num_available_blocks", "profile_run", "_dummy_run",
+           "_dummy_sampler_run", "profile")),
     Stage("torch.compile",
           ("Dynamo bytecode transform time", "Compiling a graph for", "Using cache directory:"),
           "the first torch.compile of a model, which takes minutes (later starts reuse the cache), or a hang in it",
           "wait for it once (it is cached under ~/.cache/vllm/torch_compile_cache); if it never ends, start with "
-          "--enforce-eager"),
+          "--enforce-eager",
+          ("compile_fx", "_compile")),
     Stage("CUDA graph capture",
           ("Capturing CUDA graph", "Capturing cudagraphs", "Capturing the model for CUDA graphs", "GPU KV cache size",
            "Maximum concurrency for"),
           "a hang or a crash without message while CUDA graphs are captured (after the KV cache was allocated)",
-          "start with --enforce-eager (no CUDA graphs) to confirm; a smaller --max-num-seqs captures fewer graphs"),
+          "start with --enforce-eager (no CUDA graphs) to confirm; a smaller --max-num-seqs captures fewer graphs",
+          ("capture_model", "capture")),
 )
 # vLLM's own lines that may not say "vllm" (transformers' progress bar is "Loading checkpoint shards")
 VLLM_WORDS = ("LLM engine", "tensor_parallel_size=", "Loading safetensors checkpoint shards", "(APIServer pid=",
@@ -137,4 +149,27 @@ def stopped_finding(text: str) -> Finding | None:
                f"message: at this stage that is usually {stage.why}."),
         fix=f"If the copy is complete: {stage.fix}. Otherwise triage the whole log.",
         evidence=[Evidence(line.strip()[:240], source="log", line=line_no)],
+    )
+
+
+def cut_traceback_finding(text: str) -> Finding | None:
+    """A failing finding for a log that ends inside a traceback, after its frames and before its
+    exception line: the copy was cut where the error is named. The frames still tell the stage."""
+    cut = cut_in_traceback(text)
+    if cut is None:
+        return None
+    at, line = cut
+    functions = traceback_functions(text, at)
+    stage = next((s for name in functions for s in STAGES if name in s.frames), None)
+    where = next((name for name in functions if stage and name in stage.frames), "")
+    during = f" It failed during {stage.name} (the frame `{where}`)." if stage else ""
+    return Finding(
+        id=CUT_ID, family="other", status="fail", role="unknown",
+        title="The copy stops inside a traceback, before the line that names the error"
+              + (f" (last frame: `{functions[0]}`)" if functions else ""),
+        cause=("The log's last traceback has frames but no exception line after them: the copy was cut (a length "
+               f"limit, a partial paste) just before the 'SomeError: message' line that says what failed.{during}"),
+        fix=("Copy the log again down to its end: the traceback with the line after its last frame ('XxxError: ...') "
+             "and the lines above it; run 'qvdoctor diagnose --log' on that copy."),
+        evidence=[Evidence(line.strip()[:240], source="log", line=text.count("\n", 0, at) + 1)],
     )
