@@ -113,7 +113,7 @@ def facts_table(facts: Facts) -> list[str]:
 
 
 def _finding_lines(f: Finding) -> list[str]:
-    role = {"root": "root cause", "unknown": "unrecognised error", "contributing": "contributing",
+    role = {"root": "root cause", "unknown": "no known signature", "contributing": "contributing",
             "benign": "not a problem"}.get(f.role, f.role or f.status)
     head = f"#### {_STATUS_MARK.get(f.status, f.status)} `{f.id}` ({f.family}, {role})"
     out = [head, "", f"**{f.title}**"]
