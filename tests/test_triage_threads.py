@@ -334,8 +334,13 @@ def test_unexplained_error_is_a_failing_unknown_finding():
     '[rank0]:   File /envs/x/lib/python3.11/site-packages/qvfake/main.py", line 341, in __init__\n[rank0]:     raise qvfake_error\n',
     # IPython's header quoted in a code span, the notebook cells after it, cut before the message
     "`RuntimeError                              Traceback (most recent call last)\nCell In[13], line 14\n---> 14 m = Qvfake(p)\n",
+    # rich's traceback box without its header (diffusers' scripts, typer)
+    "│ /usr/local/lib/python3.10/dist-packages/qvfake/ops/__init__.py:193 in                     │\n│ ❱ 193 │   return _qvfake(  │\n",
+    # a traceback flattened onto one line by an issue form
+    'The log report says: qvfake/video.py", line 174, in load_bytes | assert i == n | | AssertionError\n',
 ], ids=["nccl-warn", "cuda-error", "bare-frame", "ipython-frame", "jupyter-link-frame", "cut-error-prefix",
-        "frame-cut-mid-path", "logged-frames-wrapped", "frame-without-opening-quote", "ipython-header-code-span"])
+        "frame-cut-mid-path", "logged-frames-wrapped", "frame-without-opening-quote", "ipython-header-code-span",
+        "rich-frame", "flattened-traceback"])
 def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
 

@@ -413,6 +413,10 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|(?:nvcc|ptxas) fatal\s{0,4}: |error loading model: "
                         r"|^\s{0,8}(?:value|runtime|type|key|attribute|import|modulenotfound|assertion|index|os)error: \S|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
+                        # pip's resolver quoted inside a sentence: "...怎么解决： ERROR: Could not find a version that satisfies ..."
+                        r"|ERROR: (?:Could not find a version that satisfies|No matching distribution found|Cannot install |ResolutionImpossible)"
+                        # a traceback flattened onto one line (a form field): '...video.py", line 174, in load_bytes | assert i == n | | AssertionError'
+                        r"|\", line \d{1,7}, in \w[^\n]{0,400}?[ |]\w{0,60}(?:Error|Exception)(?:: [^\n]{0,400})?[ \t]{0,4}$"
                         # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
                         r"|\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{1,9} [ECF] \d{1,10} \d{1,10}\]"
                         # the level behind a bracketed stamp or between pipes (loguru): "[2026-08-27|00:42:09|api] ERROR  ...",
@@ -482,6 +486,10 @@ _CUT_FRAME = re.compile(r'[ \t]{0,8}File "[/~<.\w][^"\n]{0,400}$')
 _LOGGED_FRAME = re.compile(r'[ \t]{0,8}File "[/~<.\w]')
 
 
+# rich's traceback box (typer, diffusers' scripts): "│ /usr/lib/python3.10/site-packages/x/y.py:193 in forward  │"
+_RICH_FRAME = re.compile(r"│ {1,3}(?:[A-Za-z]:\\|[~/.\w])[^\n│]{0,400}?\.py:\d{1,7} in\b")
+
+
 def _logged_frame(text: str, start: int, end: int) -> bool:
     """A frame vLLM logged at ERROR/CRITICAL level, even one the terminal wrapped inside its path."""
     msg, level = _strip_prefix(text[start:min(end, start + 2000)])
@@ -494,6 +502,7 @@ def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None
     its message is still one."""
     found = [f for f in (_last_matching(text, '", line ', _TB_FRAME.search, skip),
                          _last_matching(text, ".py:", _IPY_FRAME.match, skip),
+                         _last_matching(text, ".py:", _RICH_FRAME.match, skip),
                          _last_matching(text, 'File "', _logged_frame, skip)) if f is not None]
     tail = text.rstrip()
     start = tail.rfind("\n") + 1
@@ -505,10 +514,11 @@ def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None
 # what may follow a traceback's last frame before its exception line: the frame's source line and Python
 # 3.11's carets (indented), IPython's numbered source lines ("--> 177 x = f()"), a closing code fence, and a
 # logged line the copy cuts inside its prefix ("(Worker_TP0 pid=2263963) ERROR 10-18 03:20:36 [m")
-_AFTER_FRAME = re.compile(r"\s|-*> ?\d|\d{1,6} |`{3}|$")
+_AFTER_FRAME = re.compile(r"\s|│|-*> ?\d|\d{1,6} |`{3}|$")
 _CUT_PREFIX_LINE = re.compile(_CUT_PREFIX)
 CUT_TAIL = 64 * 1024  # a copy ends where it ends: only the tail is read
-_FRAME_FUNCTION = re.compile(r'", line \d{1,7}, in ([\w.<>]{1,120})|\.py:\d{1,7}(?:\]\([^)\n]{0,400}\))?, in ([\w.<>]{1,120})')
+# Python's frame, IPython's, and rich's ("x.py:193 in forward", the name may be wrapped onto the next line)
+_FRAME_FUNCTION = re.compile(r'", line \d{1,7}, in ([\w.<>]{1,120})|\.py:\d{1,7}(?:\]\([^)\n]{0,400}\))?,? in ([\w.<>]{1,120})')
 
 
 def _in_traceback_body(line: str) -> bool:
