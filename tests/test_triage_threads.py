@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 24  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 25  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -81,12 +81,12 @@ def test_held_out_never_all_clear_on_a_traceback_nor_failing_on_a_success():
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "not met on fresh threads: held-out round 24 (71 cases collected blind by two collectors after round 23 joined "
-    "dev: 36 on VLMs served with vLLM, 35 on serving infrastructure; all scored, 43 cut before their message) gave "
-    "19/71 families (27 %; 17/28 on excerpts that keep their error message, 2/43 on cut-off ones), 3/6 confirmed "
-    "fixes, 9 all-clears (one on a notebook traceback, fixed after the evaluation) and no failing finding on a "
-    "success log; the catalogue at this session's start (f65c86a) scores 18/71 with today's code, d659316's 15/71; "
-    "rounds 1-24 pooled: 319/886 (36 %); see docs/diagnose-log.md"))
+    "not met on fresh threads: held-out round 25 (68 cases collected blind by two collectors after round 24 joined "
+    "dev: 37 on VLMs served with vLLM, 31 on serving infrastructure; all scored, 36 cut before their message) gave "
+    "15/68 families (22 %; 10/32 on excerpts that keep their error message, 5/36 on cut-off ones), 1/9 confirmed "
+    "fixes, 10 all-clears and no failing finding on a success or warning-only log; the catalogue at this session's "
+    "start (521e9e2) scores the same 15/68, d659316's 9/68; rounds 1-25 pooled: 334/954 (35 %); see "
+    "docs/diagnose-log.md"))
 def test_held_out_third_meets_the_targets():
     """>= 90 % right root-cause family, >= 80 % fixes matching the thread's confirmed fix, no all-clear."""
     s = summary(evaluate(c for c in CASES if c.split == "held-out"))
@@ -101,7 +101,13 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      "r14-gpustack-ray-tp2-pp2-bundle-index-invalid-cut", "r15-easyr1-qwen25vl-3b-3xa800-nccl-error-startup-cut",
                      "r17-lmcache-ssd-retrieve-kv-alloc-warnings-cut", "r17-limit-mm-per-prompt-v0100-usage-dump-cut",
                      "r23a-async-engine-dead-tracking-shm-block-cut", "r23b-ray-serve-second-model-fractional-gpu-cut",
-                     "r23b-two-api-servers-one-gpu-second-fails-cut"}
+                     "r23b-two-api-servers-one-gpu-second-fails-cut",
+                     # round 24: a Windows start-up cut at a model-parallel INFO line, Python's resource_tracker
+                     # UserWarning about a leaked shared-memory object, and a thread whose copy goes on to the run
+                     # that worked after the reporter's own patch (an INFO line and a progress bar)
+                     "r24a-visualglm-api-startup-socket-warnings-cut",
+                     "r24a-qwen3-30b-a3b-v100-resource-tracker-leaked-shm-cut",
+                     "r24a-hf-hub-mistral-large3-nvfp4-not-safetensors-repo"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -183,6 +189,18 @@ LABEL_DIFFERS = {
     # vLLM's "failed to compile the model ... remove ~/.cache/vllm/torch_compile_cache" (torch-compile-cache-corrupt,
     # other); the thread ties it to TORCHINDUCTOR_FORCE_DISABLE_CACHES with torch <= 2.7.1 and counts it as version
     "r23b-inductor-force-disable-caches-failed-to-compile": "other",
+    # round 24: "start (0) + length (14336) exceeds dimension size (8192)" in vLLM's weight_loader for an AutoAWQ
+    # GEMV-fast checkpoint (the maintainer: not implemented in vLLM) reads as unknown, since the same message comes
+    # from any checkpoint whose shapes differ from the config; the copy whose thread ends in the fixed run (above);
+    # "operation not permitted when stream is capturing" in a Windows TP all-reduce, which the catalogue reads as CUDA
+    # graph capture and the collector as the collective; a CPU-branch wheel build that needs GCC 12 (the catalogue:
+    # vllm-source-build-failed, version; the collector: the host toolchain, other); xFormers' "built for PyTorch 2.3.0"
+    # table, which the catalogue answers with its attention-backend entry and the collector counts as version
+    "r24a-autoawq-gemv-fast-llama3-70b-narrow-exceeds-dim": "none",
+    "r24a-hf-hub-mistral-large3-nvfp4-not-safetensors-repo": "none",
+    "r24b-windows-tp-allreduce-stream-capturing": "other",
+    "r24b-cpu-prototype-build-wheel-failed": "version",
+    "r24b-firefly-xformers-built-for-other-torch": "attention-backend",
 }
 
 
@@ -202,9 +220,9 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 371 of the 875 scored are cut before their message (rounds 10-23 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15, 25,
-    # 17, 42, 28; and round 24's one case from a thread an entry was written from, kept out of the held-out set)
-    assert s["family_rate"] >= 0.63 and s["fix_rate"] >= 0.86, s["misses"]  # 552/875 and 68/79 at round 24
+    # 414 of the 946 scored are cut before their message (rounds 10-24 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15, 25,
+    # 17, 42, 28, 43)
+    assert s["family_rate"] >= 0.61 and s["fix_rate"] >= 0.84, s["misses"]  # 579/946 and 72/85 at round 25
 
 
 # --------------------------------------------------------------------------- the fallback ladder
