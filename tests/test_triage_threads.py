@@ -356,9 +356,13 @@ def test_unexplained_error_is_a_failing_unknown_finding():
     "│ /usr/local/lib/python3.10/dist-packages/qvfake/ops/__init__.py:193 in                     │\n│ ❱ 193 │   return _qvfake(  │\n",
     # a traceback flattened onto one line by an issue form
     'The log report says: qvfake/video.py", line 174, in load_bytes | assert i == n | | AssertionError\n',
+    # an exception alone in a cell of a log viewer's table export, newest line first
+    "> 2024-07-09 13:06:08.540 | QvfakeError |  \n>   |   | 2024-07-09 13:06:08.540 | raise QvfakeError |  \n",
+    # Go's runtime crashing (ollama's runner)
+    "ggml_gallocr_reserve_n: failed to allocate qvfake buffer\nSIGSEGV: segmentation violation\nPC=0x7f3 m=5 sigcode=1\n",
 ], ids=["nccl-warn", "cuda-error", "bare-frame", "ipython-frame", "jupyter-link-frame", "cut-error-prefix",
         "frame-cut-mid-path", "logged-frames-wrapped", "frame-without-opening-quote", "ipython-header-code-span",
-        "rich-frame", "flattened-traceback"])
+        "rich-frame", "flattened-traceback", "table-cell-exception", "go-sigsegv"])
 def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
 

@@ -351,7 +351,7 @@ def context_numbers(text: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- last error line
 
-_ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed",
+_ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed", "SIGSEGV",
                   "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout",
                   # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]; Ray's with a full date:
                   # [2024-06-13 16:11:51,588 E 13261 13261]
@@ -415,6 +415,10 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
                         # pip's resolver quoted inside a sentence: "...怎么解决： ERROR: Could not find a version that satisfies ..."
                         r"|ERROR: (?:Could not find a version that satisfies|No matching distribution found|Cannot install |ResolutionImpossible)"
+                        # an exception alone in a table cell (a log viewer's export): "> 2024-07-09 13:06:08.540 | NotImplementedError |"
+                        r"|\|[ \t]{1,4}[\w.]{0,80}\w(?:Error|Exception)(?:: [^|\n]{1,400})?[ \t]{0,4}\|"
+                        # Go's runtime (ollama's runner) crashing
+                        r"|^SIGSEGV: segmentation violation"
                         # a traceback flattened onto one line (a form field): '...video.py", line 174, in load_bytes | assert i == n | | AssertionError'
                         r"|\", line \d{1,7}, in \w[^\n]{0,400}?[ |]\w{0,60}(?:Error|Exception)(?:: [^\n]{0,400})?[ \t]{0,4}$"
                         # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
