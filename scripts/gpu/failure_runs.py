@@ -47,6 +47,9 @@ STARTS: dict[str, tuple[list[str], dict[str, str]]] = {
     # not failures: how this release takes an attention backend (the variable, ignored from 0.13 on, or the flag)
     "attention-backend-env": (["--max-model-len", "8192"], {"VLLM_ATTENTION_BACKEND": "TRITON_ATTN"}),
     "attention-backend-flag": (["--max-model-len", "8192", "--attention-config", '{"backend": "TRITON_ATTN"}'], {}),
+    # not a failure: cudagraph-mode-unsupported's patch on this release, with CUDA graphs on (the last flag wins)
+    "cudagraph-mode-piecewise": (["--max-model-len", "8192", "--no-enforce-eager",
+                                  "--compilation-config", '{"cudagraph_mode": "PIECEWISE"}'], {}),
 }
 
 
