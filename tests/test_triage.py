@@ -246,6 +246,7 @@ EXPECTED_SERVE = {
         # starts that serve: the variable 0.26 ignores is a warning, the flag it reads is clean
         "start-attention-backend-env": "warning:vllm-env-unknown",
         "start-attention-backend-flag": None,
+        "start-cudagraph-mode-piecewise": None,  # cudagraph-mode-unsupported's patch, CUDA graphs on: it serves
         **_REQUESTS,
     },
 }
@@ -301,6 +302,23 @@ def test_attention_backend_patch_takes_the_form_vllm_026_reads_on_a_gpu():
     worked = runs["attention-backend-flag"]["argv"]
     assert patch.env == {} and flag_args(patch.flags) == ["--attention-config", '{"backend":"TRITON_ATTN"}']
     assert json.loads(worked[worked.index("--attention-config") + 1]) == patch.flags["attention_config"]
+
+
+def test_cudagraph_mode_patch_is_the_launch_that_served_on_a_gpu():
+    """cudagraph-mode-unsupported's patch, rendered for vLLM 0.26, is the flag of a start recorded on an H100 with CUDA
+    graphs on (--no-enforce-eager after the script's --enforce-eager): it served and captured piecewise graphs."""
+    from qvdoctor.launch import Launch
+
+    result = triage_text((EXAMPLES / "cudagraph-mode-unsupported.log").read_text())
+    assert result.root is not None and result.root.id == "cudagraph-mode-unsupported"
+    launch = Launch(model="m", vllm_version="0.26.0").apply(result.root.patch)
+    run = next(r for r in json.loads((REAL / "gpu" / "failures" / "runs.json").read_text())
+               if r["name"] == "cudagraph-mode-piecewise")
+    argv = run["argv"]
+    assert run["ready"] and argv.index("--no-enforce-eager") > argv.index("--enforce-eager")  # the last one wins
+    assert json.loads(argv[argv.index("--compilation-config") + 1]) == launch.flags["compilation_config"]
+    text = serve_texts("gpu/failures")["start-cudagraph-mode-piecewise"]
+    assert "'cudagraph_mode': <CUDAGraphMode.PIECEWISE: 1>" in text and "Capturing CUDA graphs (PIECEWISE)" in text
 
 
 def test_errors_after_a_requested_stop_are_teardown_not_failures():
