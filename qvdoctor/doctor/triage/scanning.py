@@ -360,7 +360,7 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "'error': {", '"error": {', '"error":{',
                   '{"code":4', '{"code":5', '{"code": 4', '{"code": 5',  # llama.cpp's server: {"code":500,"message":...}
                   "Value error, ",  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."
-                  "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
+                  "Assertion `", "Assertion '", "GGML_ASSERT(",  # llama.cpp / ollama abort on a failed check  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
                   ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
                   "BLAS error",  # "rocBLAS error: Cannot read ...", "CUBLAS error"
                   "nvcc fatal", "ptxas fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT build)
@@ -410,7 +410,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it
                         r"|" + _CUT_PREFIX +
                         r"|^\s{0,12}Value error, \S"
-                        r"|Assertion [`'][^\n]{1,300}' failed|\w{0,10}BLAS error|(?:nvcc|ptxas) fatal\s{0,4}: |error loading model: "
+                        r"|Assertion [`'][^\n]{1,300}[`'] failed|GGML_ASSERT\(|\w{0,10}BLAS error|(?:nvcc|ptxas) fatal\s{0,4}: |error loading model: "
                         r"|^\s{0,8}(?:value|runtime|type|key|attribute|import|modulenotfound|assertion|index|os)error: \S|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
                         # pip's resolver quoted inside a sentence: "...怎么解决： ERROR: Could not find a version that satisfies ..."
@@ -447,6 +447,8 @@ def _error_like(line: str) -> bool:
     bullet = _BULLET.match(msg) if level is None else None
     if bullet and bullet.end():  # indented or a list item: the strict "XError: message" form only
         return bool(_STRICT_EXCEPTION.match(msg, bullet.end()) or _IPY_HEADER.match(msg, bullet.end()))
+    if level in ("ERROR", "CRITICAL") and _STRICT_EXCEPTION.match(msg.lstrip()):  # "...:597]  ValueError: x"
+        return True
     if _FRAME.match(msg):
         return False
     return bool(_EXCEPTION.match(msg)) or level in ("ERROR", "CRITICAL")
