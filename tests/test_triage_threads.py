@@ -257,6 +257,22 @@ def test_fp8e4nv_is_a_kv_cache_fix_only_for_the_kv_cache_kernel():
     assert moe.exit_code == 2 and all(f.id != "fp8-kv-cache-capability" for f in moe.findings)
 
 
+def test_an_unrecognised_error_comes_with_an_issue_search_for_its_constant_words():
+    """The unknown-error fix links vLLM's issues quoting the longest run of plain words of the message: the
+    numbers, shapes, paths and quoted values that differ between two logs of one failure are left out, and so
+    is anything shaped like a token."""
+    from urllib.parse import parse_qs, urlparse
+
+    first = _first("r26a-mistral-small-31-image-shape-mismatch-084")
+    assert first.id == "unknown-error"
+    url = re.search(r"https://github\.com/vllm-project/vllm/issues\?q=\S+(?=\))", first.fix).group(0)
+    assert parse_qs(urlparse(url).query)["q"] == ['is:issue "cannot be broadcast to indexing result of shape"']
+    private = triage_text("ValueError: the file /home/alice/models/qvfake and token hf_QvfakeQvfakeQvfakeQvfakeQvfake "
+                          "could not be opened by the loader at all\n").findings[0]
+    assert "alice" not in private.fix and "hf_Qvfake" not in private.fix and "could+not+be+opened+by+the+loader" in private.fix
+    assert "issues?q=" not in triage_text("GGML_ASSERT(a->ne[2] * 4 == b->ne[0])\n").findings[0].fix  # no words to search
+
+
 def test_a_word_in_a_frame_path_is_no_topic():
     """``c10d`` in ``torch/distributed/distributed_c10d.py`` says where the code runs, not that the
     rendezvous failed: a traceback cut inside the first NCCL collective (the frames of round 13's

@@ -35,6 +35,7 @@ from qvdoctor.doctor.triage.schema import (
     Signature,
     load_signatures,
 )
+from qvdoctor.doctor.triage.search import search_url
 from qvdoctor.doctor.triage.stages import cut_traceback_finding, stopped_finding, teardown_lines
 
 UNKNOWN_ID = "unknown-error"
@@ -250,7 +251,7 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
     last_no = _number_lines(text, [err[0]])[err[0]] if err else None
     if unknown and err is not None:
         cut = None if wrapped_only else cut_traceback_finding(text)  # the error line is missing from the copy
-        findings.insert(0, cut or _unknown_finding(_clean(err[1]), last_no, wrapped_only))
+        findings.insert(0, cut or _unknown_finding(_clean(err[1]), last_no, wrapped_only, err[1]))
     elif not any(f.status in ("fail", "warn") for f in findings):
         stopped = stopped_finding(text)  # no error, no warning: did start-up finish?
         if stopped is not None:
@@ -483,9 +484,10 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     return None, ""
 
 
-def _unknown_finding(line: str, line_no: int | None, wrapped_only: bool = False) -> Finding:
+def _unknown_finding(line: str, line_no: int | None, wrapped_only: bool = False, raw: str = "") -> Finding:
     """The last error line of a log no signature explains, as a failing finding with its evidence
     (also when only a wrapper says that something failed: the error it wraps is not in the copy)."""
+    url = None if wrapped_only else search_url(raw or line)
     return Finding(
         id=UNKNOWN_ID, family="other", status="fail", role="unknown",
         title=f"{'Failure reported, its cause not in this log' if wrapped_only else 'Unrecognised error'}: "
@@ -495,7 +497,8 @@ def _unknown_finding(line: str, line_no: int | None, wrapped_only: bool = False)
                "The log ends in an error that no known signature, traceback frame or exception type explains."),
         fix=("Get the whole output (the wrapper's own hint, e.g. InstructLab's --enable-serving-output, or the "
              "engine and worker logs) and run 'qvdoctor diagnose --log' on it." if wrapped_only else
-             "Read the lines above the last error; search the exact message in the vLLM/transformers issue trackers, "
+             "Read the lines above the last error; search its message in vLLM's issues"
+             + (f" ({url})" if url else "") + " and in the tracker of the library its traceback ends in, "
              "and report it with 'qvdoctor diagnose --log FILE --format markdown'."),
         evidence=[Evidence(line, source="log", line=line_no)],
     )
