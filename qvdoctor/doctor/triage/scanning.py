@@ -360,7 +360,8 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "'error': {", '"error": {', '"error":{',
                   '{"code":4', '{"code":5', '{"code": 4', '{"code": 5',  # llama.cpp's server: {"code":500,"message":...}
                   "Value error, ",  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."
-                  "Assertion `", "Assertion '", "GGML_ASSERT(",  # llama.cpp / ollama abort on a failed check  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
+                  "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
+                  "GGML_ASSERT(",  # llama.cpp / ollama abort on a failed check
                   ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
                   "BLAS error",  # "rocBLAS error: Cannot read ...", "CUBLAS error"
                   "nvcc fatal", "ptxas fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT build)
@@ -567,8 +568,10 @@ def cut_in_traceback(text: str) -> tuple[int, str] | None:
 
 def traceback_functions(text: str, end: int) -> list[str]:
     """The function names of the traceback frames before ``end``, innermost first (from the last header on)."""
-    head = text.rfind("Traceback (most recent call last)", max(0, end - CUT_TAIL), end)
-    span = text[head if head >= 0 else max(0, end - CUT_TAIL):text.find("\n", end) if text.find("\n", end) >= 0 else len(text)]
+    start = max(0, end - CUT_TAIL)
+    head = text.rfind(_TRACEBACK, start, end)
+    stop = text.find("\n", end)
+    span = text[head if head >= 0 else start:stop if stop >= 0 else len(text)]
     return [a or b for a, b in _FRAME_FUNCTION.findall(span)][::-1]
 
 

@@ -12,7 +12,7 @@ from qvdoctor.doctor.triage.scanning import _strip_prefix
 ISSUES = "https://github.com/vllm-project/vllm/issues?q="
 MIN_WORDS = 3  # fewer plain words than this say too little to search for
 MAX_WORDS = 16
-_EXCEPTION_NAME = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?:\s")
+_EXCEPTION_PREFIX = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?:\s")
 # what differs between two logs of the same failure: quoted values, bracketed shapes and lists, any word
 # holding a digit, a path or an operator, and any word too long to be one (a token, a hash)
 _VARIABLE = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`|\([^)\n]*\)|\[[^\]\n]*\]|\{[^}\n]*\}"
@@ -22,7 +22,7 @@ _VARIABLE = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`|\([^)\n]*\)|\[[^\]\n]*
 def search_phrase(line: str) -> str | None:
     """The longest run of plain words of an error line's message, or None when it has too few."""
     msg = _strip_prefix(line)[0].strip().lstrip("`>*-| ")
-    named = _EXCEPTION_NAME.search(msg)
+    named = _EXCEPTION_PREFIX.search(msg)
     if named:
         msg = msg[named.end():]
     runs = [run.split() for run in _VARIABLE.split(msg)]
