@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 27  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 28  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -81,12 +81,12 @@ def test_held_out_never_all_clear_on_a_traceback_nor_failing_on_a_success():
 
 
 @pytest.mark.xfail(strict=False, reason=(
-    "not met on fresh threads: held-out round 27 (60 cases collected blind by two collectors after round 26 joined "
-    "dev: 26 on VLMs served with vLLM, 34 on serving infrastructure; 56 scored, 28 cut before their message) gave "
-    "16/56 families (29 %; 11/28 on excerpts that keep their error message, 5/28 on cut-off ones), 0/1 confirmed "
-    "fixes, 5 all-clears and no failing finding on a success or warning-only log; the catalogue at this session's "
-    "start (521e9e2) scores the same 16/56 (the 17 entries written from rounds 25 and 26 answered none of it), "
-    "d659316's 4/56; rounds 1-27 pooled: 357/1064 (34 %); see docs/diagnose-log.md"))
+    "not met on fresh threads: held-out round 28 (67 cases collected blind by two collectors after round 27 joined "
+    "dev: 28 on VLMs served with vLLM, 39 on serving infrastructure; all scored, 45 cut before their message) gave "
+    "16/67 families (24 %; 9/22 on excerpts that keep their error message, 7/45 on cut-off ones), 2/8 confirmed "
+    "fixes, 8 all-clears and no failing finding on a success or warning-only log; the catalogue at this session's "
+    "start (521e9e2) scores the same 16/67 (the 25 entries written from rounds 25-27 answered none of it), d659316's "
+    "10/67; rounds 1-28 pooled: 373/1131 (33 %); see docs/diagnose-log.md"))
 def test_held_out_third_meets_the_targets():
     """>= 90 % right root-cause family, >= 80 % fixes matching the thread's confirmed fix, no all-clear."""
     s = summary(evaluate(c for c in CASES if c.split == "held-out"))
@@ -114,7 +114,10 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      "r25a-molmo-serve-completions-internal-server-error-cut",
                      "r25a-ms-swift-infer-internvl-vllm-8proc-oom-cut",
                      # round 26: Triton Inference Server's python backend INFO lines, cut before its makedirs error
-                     "r26b-triton-server-python-backend-makedirs-cut"}
+                     "r26b-triton-server-python-backend-makedirs-cut",
+                     # round 27: a docker build's ptxas lines cut before its error, and a serve banner of INFO lines
+                     "r27a-docker-build-vllm-from-git-ptxas-compute50-attention-kernels-cut",
+                     "r27a-qwen35-35b-a3b-2080ti-x4-serve-banner-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -236,6 +239,11 @@ LABEL_DIFFERS = {
     "r26a-qwen25-omni-dummy-data-processor-failed-apply": "none",
     "r26b-qwen3-vl-expandable-segments-enginecore-abort": "none",
     "r26b-qwen35-122b-fp8-cublas-profile-run-regression": "none",
+    # round 27: transformers' "Can't load the configuration of 'Qwen/Qwen1.5-72B-Chat-AWQ'" (a vLLM too old for
+    # Qwen1.5, the maintainer suspects; the message itself names a local directory or a wrong id), and an IndexError
+    # in vLLM's MRoPE for video under verl with no confirmed cause: unknown-error with the line
+    "r27a-qwen15-72b-awq-oserror-cant-load-configuration": "none",
+    "r27a-verl-qwen3vl-video-mrope-grid-thw-indexerror": "none",
 }
 
 
@@ -255,9 +263,9 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 475 of the 1068 scored are cut before their message (rounds 10-26 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
-    # 25, 17, 42, 28, 43, 36, 25)
-    assert s["family_rate"] >= 0.59 and s["fix_rate"] >= 0.83, s["misses"]  # 633/1068 and 86/103 at round 27
+    # 503 of the 1124 scored are cut before their message (rounds 10-27 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 25, 17, 42, 28, 43, 36, 25, 28)
+    assert s["family_rate"] >= 0.59 and s["fix_rate"] >= 0.83, s["misses"]  # 664/1124 and 87/104 at round 28
 
 
 # --------------------------------------------------------------------------- the fallback ladder
@@ -428,10 +436,14 @@ def test_unexplained_error_is_a_failing_unknown_finding():
     "> /pytorch/aten/src/ATen/native/cuda/IndexKernel.cu:94: operator(): Assertion `qvfake < n` failed.\n",
     # vLLM's ERROR prefix followed by one space too many before the exception
     "ERROR 11-13 21:06:35 [multiproc_executor.py:597]  ValueError: qvfake went wrong\n",
+    # curl's own error, a zh_CN "failed:" label, Python logging's dashed format behind a thread's quote marks
+    "Qwen3: `curl: (7) Failed to connect to 127.0.0.1 port 6066 after 0 ms: Connection refused`\n",
+    "`apply_chat_template 失败: can only concatenate str (not \"list\") to str`\n",
+    "> > 2025-11-02 13:17:04,315 - qvfake.core_client - ERROR - qvfake proc died unexpectedly, shutting down client.\n",
 ], ids=["nccl-warn", "cuda-error", "bare-frame", "ipython-frame", "jupyter-link-frame", "cut-error-prefix",
         "frame-cut-mid-path", "logged-frames-wrapped", "frame-without-opening-quote", "ipython-header-code-span",
         "rich-frame", "flattened-traceback", "table-cell-exception", "go-sigsegv", "ggml-assert",
-        "assertion-backtick", "error-prefix-extra-space"])
+        "assertion-backtick", "error-prefix-extra-space", "curl-error", "zh-failed-label", "python-logging-dashes"])
 def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
 

@@ -362,6 +362,7 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "Value error, ",  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."
                   "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
                   "GGML_ASSERT(",  # llama.cpp / ollama abort on a failed check
+                  "curl: (", "失败",
                   ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
                   "BLAS error",  # "rocBLAS error: Cannot read ...", "CUBLAS error"
                   "nvcc fatal", "ptxas fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT build)
@@ -420,6 +421,10 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|\|[ \t]{1,4}[\w.]{0,80}\w(?:Error|Exception)(?:: [^|\n]{1,400})?[ \t]{0,4}\|"
                         # Go's runtime (ollama's runner) crashing
                         r"|^SIGSEGV: segmentation violation"
+                        # curl's own error ("curl: (7) Failed to connect to 127.0.0.1 port 6066 ... Connection refused"),
+                        # a zh_CN "failed:" label ("apply_chat_template 失败: can only concatenate str ..."), and Python
+                        # logging's "%(asctime)s - %(name)s - %(levelname)s - %(message)s" form
+                        r"|curl: \(\d{1,2}\) \S|失败[:：]\s{0,3}\S|\d\d:\d\d:\d\d[,.]\d{1,6} - [\w.]{1,120} - (?:ERROR|CRITICAL) - "
                         # a traceback flattened onto one line (a form field): '...video.py", line 174, in load_bytes | assert i == n | | AssertionError'
                         r"|\", line \d{1,7}, in \w[^\n]{0,400}?[ |]\w{0,60}(?:Error|Exception)(?:: [^\n]{0,400})?[ \t]{0,4}$"
                         # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
