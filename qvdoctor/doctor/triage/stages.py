@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qvdoctor.doctor.findings import Evidence, Finding
-from qvdoctor.doctor.triage.scanning import cut_in_traceback, traceback_functions
+from qvdoctor.doctor.triage.scanning import _number_lines, cut_in_traceback, traceback_functions
 
 STAGE_ID = "startup-stopped"
 CUT_ID = "traceback-cut"
@@ -160,9 +160,8 @@ def cut_traceback_finding(text: str) -> Finding | None:
         return None
     at, line = cut
     functions = traceback_functions(text, at)
-    stage = next((s for name in functions for s in STAGES if name in s.frames), None)
-    where = next((name for name in functions if stage and name in stage.frames), "")
-    during = f" It failed during {stage.name} (the frame `{where}`)." if stage else ""
+    hit = next(((name, s) for name in functions for s in STAGES if name in s.frames), None)
+    during = f" It failed during {hit[1].name} (the frame `{hit[0]}`)." if hit else ""
     return Finding(
         id=CUT_ID, family="other", status="fail", role="unknown",
         title="The copy stops inside a traceback, before the line that names the error"
@@ -171,5 +170,5 @@ def cut_traceback_finding(text: str) -> Finding | None:
                f"limit, a partial paste) just before the 'SomeError: message' line that says what failed.{during}"),
         fix=("Copy the log again down to its end: the traceback with the line after its last frame ('XxxError: ...') "
              "and the lines above it; run 'qvdoctor diagnose --log' on that copy."),
-        evidence=[Evidence(line.strip()[:240], source="log", line=text.count("\n", 0, at) + 1)],
+        evidence=[Evidence(line.strip()[:240], source="log", line=_number_lines(text, [at])[at])],
     )
