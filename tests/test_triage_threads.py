@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 28  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 29  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -117,7 +117,12 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      "r26b-triton-server-python-backend-makedirs-cut",
                      # round 27: a docker build's ptxas lines cut before its error, and a serve banner of INFO lines
                      "r27a-docker-build-vllm-from-git-ptxas-compute50-attention-kernels-cut",
-                     "r27a-qwen35-35b-a3b-2080ti-x4-serve-banner-cut"}
+                     "r27a-qwen35-35b-a3b-2080ti-x4-serve-banner-cut",
+                     # round 28: vLLM's dump of a crashed step's scheduler output (an ERROR prefix on its first line
+                     # only, cut before the exception), a Stable Diffusion start-up's construction lines, and a
+                     # thread's prose around the attention selector's reasons, cut inside the dict
+                     "r28a-ascend-qwen25vl-72b-video-dump-input-500-cut", "r28a-sdxl-09-rtx3090-oom-sampling-cut",
+                     "r28b-gpt-oss-sm120-flashinfer-sink-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -244,6 +249,18 @@ LABEL_DIFFERS = {
     # in vLLM's MRoPE for video under verl with no confirmed cause: unknown-error with the line
     "r27a-qwen15-72b-awq-oserror-cant-load-configuration": "none",
     "r27a-verl-qwen3vl-video-mrope-grid-thw-indexerror": "none",
+    # round 28: `--limit-mm-per-prompt image=5` refused as a non-JSON value (cli-value-not-json, as r17-gemma4-...),
+    # a torch 2.11 start-up OOM the thread blames on the torch release (the log says only OOM), collect_env run on the
+    # host without vLLM (the import error is what the copy shows), and four crashes whose text names no cause: an engine
+    # core that died under multi-image load, an Ascend ERR99999, GLM-4.1V's processor failure with its message replaced
+    # by the reporter's 'xxx', a segfault of nccl-tests: unknown-error with the line
+    "r28a-gui-owl-limit-mm-per-prompt-image5-not-json": "version",
+    "r28a-torch211-cu130-rtx4090-init-oom-23gib": "oom",
+    "r28a-qwen3vl-235b-awq-docker-host-collect-env-no-vllm": "version",
+    "r28a-qwen3vl-235b-awq-multi-image-enginecore-died": "none",
+    "r28a-ascend-qwen3vl-a8w8-err99999-unknown-exception": "none",
+    "r28a-glm41v-llamafactory-full-sft-engine-core-init-failed": "none",
+    "r28b-rtx4090-nccl-tests-segfault": "none",
 }
 
 
@@ -263,9 +280,9 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 503 of the 1124 scored are cut before their message (rounds 10-27 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
-    # 25, 17, 42, 28, 43, 36, 25, 28)
-    assert s["family_rate"] >= 0.59 and s["fix_rate"] >= 0.83, s["misses"]  # 664/1124 and 87/104 at round 28
+    # 548 of the 1191 scored are cut before their message (rounds 10-28 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 25, 17, 42, 28, 43, 36, 25, 28, 45)
+    assert s["family_rate"] >= 0.57 and s["fix_rate"] >= 0.82, s["misses"]  # 688/1191 and 92/112 at round 29
 
 
 # --------------------------------------------------------------------------- the fallback ladder
