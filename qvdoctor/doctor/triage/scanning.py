@@ -432,9 +432,10 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # the level behind a bracketed stamp or between pipes (loguru): "[2026-08-27|00:42:09|api] ERROR  ...",
                         # "2025-08-15 11:38:23.728 | ERROR    | __main__:lifespan:107 - ..."
                         r"|^\[[^\]\n]{1,80}\][ \t]{1,4}(?:ERROR|CRITICAL)[ \t]|\|[ \t](?:ERROR|CRITICAL)[ \t]{1,8}\|"
-                        # the level in brackets at the start (Ascend CANN's log, also behind vLLM's process tag):
-                        # "(APIServer pid=9702) [ERROR] 2026-03-14-17:57:31 (PID:9702, Device:-1, RankID:-1) ERR99999 ..."
-                        r"|(?:^|pid=\d{1,10}\) )\[(?:ERROR|CRITICAL)\] \S")
+                        # the level in brackets at the start (Ascend CANN's log, also behind vLLM's process tag) or
+                        # after a time: "(APIServer pid=9702) [ERROR] 2026-03-14-17:57:31 (PID:9702, ...) ERR99999 ...",
+                        # "2026-05-08 11:50:25.739 [Error] (Router) Retry also failed: ..."
+                        r"|(?:^|pid=\d{1,10}\) |\d\d:\d\d:\d\d[.,]\d{1,6} )\[(?:ERROR|CRITICAL|Error|Critical)\] \S")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
