@@ -455,6 +455,8 @@ def _error_like(line: str) -> bool:
     if not msg:
         return False
     bullet = _BULLET.match(msg) if level is None else None
+    if bullet and bullet.end() and msg.startswith(_TRACEBACK, bullet.end()):  # a header quoted indented
+        return True
     if bullet and bullet.end():  # indented or a list item: the strict "XError: message" form only
         return bool(_STRICT_EXCEPTION.match(msg, bullet.end()) or _IPY_HEADER.match(msg, bullet.end()))
     if level in ("ERROR", "CRITICAL") and _STRICT_EXCEPTION.match(msg.lstrip()):  # "...:597]  ValueError: x"
