@@ -619,3 +619,39 @@ def test_vllm_parser_accepts_every_root_patch(require_vllm):  # noqa: F811
     bad = [keys[i] for i in serve_parser_rejects([["serve", "m", *json.loads(k)] for k in keys])]
     assert len(keys) > 40
     assert [a for a in bad if not (argvs[a] and version_lt(argvs[a], "0.32.0"))] == []
+
+
+def test_an_unsupported_architecture_gets_advice_for_that_architecture():
+    """"Model architectures [...] are not supported" prescribes vllm>=0.7.3 only for Qwen2.5-VL; another
+    architecture (and vLLM's Transformers-backend fallback that found no class) is told to find the release
+    that has it or the model's own registration code, never the Qwen2.5-VL pin."""
+    qwen = triage_file(EXAMPLES / "vllm-too-old-for-qwen2_5_vl.log").root
+    assert 'vllm>=0.7.3' in qwen.fix
+    other = triage_text("ValueError: Model architectures ['QvfakeForCausalLM'] are not supported for now. "
+                        "Supported architectures: dict_keys(['AquilaModel'])\n").root
+    fallback = triage_file(EXAMPLES / "vllm-too-old-for-qwen2_5_vl-transformers-fallback.log").root
+    for root, arch in ((other, "QvfakeForCausalLM"), (fallback, "DotsOCRForCausalLM")):
+        assert root.family == "version" and arch in root.title and arch in root.fix
+        assert "0.7.3" not in root.fix and "Qwen2_5_VL" not in root.cause
+    assert "Transformers backend" in fallback.cause
+
+
+def test_a_refused_local_connection_is_the_server_not_the_hub():
+    """A client that cannot reach the local vLLM server (urllib3's plain-HTTP pool, curl) is told the server
+    is not listening; the Hub reading (and its HF_HUB_OFFLINE patch) stays for huggingface.co."""
+    local = triage_file(EXAMPLES / "server-connection-refused.log")
+    assert local.root.id == "server-connection-refused" and "127.0.0.1 port 5000" in local.root.title
+    assert all(f.id != "hf-hub-unreachable" for f in local.findings)
+    assert "Application startup complete" in local.root.fix
+    assert triage_file(EXAMPLES / "hf-hub-unreachable.log").root.id == "hf-hub-unreachable"
+
+
+def test_a_printed_segfault_outranks_rays_oom_guess():
+    """Ray's dead-worker message lists the OOM killer first; when the worker's own SIGSEGV is in the log, the
+    segfault is the root (NCCL's proxy frame gets NCCL's advice) and the OOM reading only contributes."""
+    nccl = triage_file(EXAMPLES / "worker-segfault.log").root
+    assert nccl.id == "worker-segfault" and "addProxyOpIfNeeded" in nccl.title and "NCCL" in nccl.fix
+    assert nccl.patch.env == {"NCCL_DEBUG": "INFO"}
+    actor = triage_file(EXAMPLES / "worker-segfault-ray-actor.log")
+    assert actor.root.id == "worker-segfault" and actor.root.patch.env == {}
+    assert any(f.id == "ray-worker-oom-killed" and f.role != "root" for f in actor.findings)
