@@ -760,3 +760,18 @@ def test_continuation_lines_under_the_error_prefix_are_not_the_error():
             + p + "qvfake.NewError: bad data={'images': [\n" + p + "        [[255, 255, 255],\n" + p + "         ...,\n")
     result = triage_text(text)
     assert result.exit_code == 2 and result.last_error_line.endswith("qvfake.NewError: bad data={'images': [")
+
+
+def test_an_outer_known_frame_does_not_explain_a_stated_exception():
+    """With the exception's message in the log, only the frame that raised it speaks for it: round 29's OpenRLHF
+    traceback passes through its own `init_process_group` (a c10d rendezvous frame) but fails in vLLM's
+    `collective_rpc` with an AttributeError, which is no rendezvous timeout. Cut before its message, the same
+    frames still point to the innermost known one."""
+    text = read_log(str(THREADS / "r29a-openrlhf-llmengine-no-attribute-model-executor.log"))
+    stated = text.replace("AttributeError: 'LLMEngine' object has no attribute 'model_executor'",
+                          "AttributeError: 'Qvfake' object has no attribute 'qvfake'")
+    assert stated != text
+    first = triage_text(stated).findings[0]
+    assert first.id == "unknown-error" and "Qvfake" in first.title
+    cut = stated[:stated.index("(ActorModelRayActor pid=700388) AttributeError")]
+    assert triage_text(cut).root.id == "c10d-connect-timeout"

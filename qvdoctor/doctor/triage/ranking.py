@@ -361,6 +361,7 @@ def _frame_follows(text: str, pos: int, end: int) -> bool:
     return '", line ' in text[nxt:eol if eol >= 0 else len(text)]  # a frame line cut mid-path does not count
 
 
+_STATED = re.compile(r"\w(?:Error|Exception): \S")  # an exception line with its message
 _SHM_MESSAGE = re.compile(r"(?i)shared[ -]memory|\bshm\b(?!/)|bus error|shm[-_]size")
 _NCCL_INIT_STEP = re.compile(r"init_device|init_distributed_environment|ensure_model_parallel_initialized|init_process_group")
 
@@ -442,11 +443,15 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     in_tb = [h for h in in_tb if h.start not in explained and not _path_word(text, h, error[0], msg_end)
              and not _routine_nccl(text, h, in_tb, region)]
     on_error = [h for h in on_error if not _path_word(text, h, error[0], msg_end)]
+    # with the exception's message in the log, only the frame that raised it speaks for it: a known frame or word
+    # further out ("init_process_group" above an AttributeError from "collective_rpc") is where the call came from
+    stated = not cut and bool(_STATED.search(error[1][:2000]))
+    innermost = [h for h in in_tb if not (stated and _frame_follows(text, h.end, msg_end))]
     steps = (
         ("exception", [h for h in on_error if h.pattern.engine == "exception"], "exception"),
         ("topic", [h for h in on_error if h.pattern.engine == "topic"], "topic-line"),
-        ("frame", [h for h in in_tb if h.pattern.engine in ("frame", "module")], "frame"),
-        ("topic", [h for h in in_tb if h.pattern.engine == "topic"], "topic"),
+        ("frame", [h for h in innermost if h.pattern.engine in ("frame", "module")], "frame"),
+        ("topic", [h for h in innermost if h.pattern.engine == "topic"], "topic"),
         ("exception", [h for h in in_tb if h.pattern.engine == "exception"], "exception"),
     )
     for _, near, why_kind in steps:
