@@ -605,8 +605,9 @@ def _last_of(text: str, skip: set[int], markers: tuple[str, ...],
     for marker in markers:
         pos = len(text)
         for _ in range(2000):
-            pos = text.rfind(marker, 0, pos)
-            if pos < 0 or (best and pos <= best[0]):
+            # only after the best line so far: a marker absent from the log's tail costs a tail scan, not a full one
+            pos = text.rfind(marker, best[0] + 1 if best else 0, pos)
+            if pos < 0:
                 break
             start, end = _line_bounds(text, pos)
             line = text[start:end]
