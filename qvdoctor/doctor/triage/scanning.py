@@ -352,6 +352,7 @@ def context_numbers(text: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- last error line
 
 _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error", "Segmentation fault", "Killed", "SIGSEGV",
+                  "terminate called after throwing",
                   "NCCL WARN", "CUDA error", "NCCL error", "Watchdog caught collective operation timeout",
                   # glog: [E1206 12:00:00.1 socket.cpp:1011] / E1206 12:00:00.1 123 f.py:7]; Ray's with a full date:
                   # [2024-06-13 16:11:51,588 E 13261 13261]
@@ -373,7 +374,7 @@ _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an acc
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
 # (a status code, then a message of its own); also only when nothing else looks like an error
 _STATUS_MARKERS = tuple(f"{code} " for code in (400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 500, 501, 502, 503, 504))
-_STATUS_LINE = re.compile(r"(?:>[ \t]?){0,3}[ \t]{0,4}[45]\d\d [A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")
+_STATUS_LINE = re.compile(r"(?:>[ \t]?){0,3}[ \t]{0,4}[45]\d\d \"?[A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")  # also 404 "Model ..."
 _PREFIX = re.compile(
     r"(?:>[ \t]?){0,3}"
     # docker build's (BuildKit) step and elapsed seconds: "#12 291.9 ERROR: ...", or copied as "291.9   ERROR: ..."
@@ -435,7 +436,11 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # the level in brackets at the start (Ascend CANN's log, also behind vLLM's process tag) or
                         # after a time: "(APIServer pid=9702) [ERROR] 2026-03-14-17:57:31 (PID:9702, ...) ERR99999 ...",
                         # "2026-05-08 11:50:25.739 [Error] (Router) Retry also failed: ..."
-                        r"|(?:^|pid=\d{1,10}\) |\d\d:\d\d:\d\d[.,]\d{1,6} )\[(?:ERROR|CRITICAL|Error|Critical)\] \S")
+                        r"|(?:^|pid=\d{1,10}\) |\d\d:\d\d:\d\d[.,]\d{1,6} )\[(?:ERROR|CRITICAL|Error|Critical)\] \S"
+                        # a CUDA runtime error by its enum name ("cudaErrorLaunchFailure: unspecified launch failure"), a
+                        # C++ exception that ended the process, and pytest's "E   RuntimeError: ..." lines
+                        r"|\bcudaError[A-Z]\w{2,60}: \S|^terminate called after throwing an instance of "
+                        r"|^E {3,8}[\w.]{1,120}(?:Error|Exception): \S")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
