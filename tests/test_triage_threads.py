@@ -492,11 +492,17 @@ def test_unexplained_error_is_a_failing_unknown_finding():
     "2026-05-08 11:50:25.739 [Error] (Router) Retry also failed: qvfake failed to start within timeout\n",
     # a traceback header quoted with an indent, the copy cut after it (olmocr's pipeline output in a thread)
     "INFO - Got cancellation request for qvfake server\n\n    Traceback (most recent call last):\n    \n    File\n",
+    # a CUDA error by its enum name, a C++ exception ending the process, pytest's E line, a quoted 404 status line
+    "This qvfake kernel traps.\ncudaErrorLaunchFailure: unspecified launch failure\n",
+    "terminate called after throwing an instance of 'std::length_error'\n  what():  vector::reserve\nAborted (core dumped)\n",
+    "E       RuntimeError: Cannot call qvfake during CUDA graph capture.\n/x/qvfake.py:285: in forward\n",
+    '404 "Model qvfake/chat/completions does not exist"\n',
 ], ids=["nccl-warn", "cuda-error", "bare-frame", "ipython-frame", "jupyter-link-frame", "cut-error-prefix",
         "frame-cut-mid-path", "logged-frames-wrapped", "frame-without-opening-quote", "ipython-header-code-span",
         "rich-frame", "flattened-traceback", "table-cell-exception", "go-sigsegv", "ggml-assert",
         "assertion-backtick", "error-prefix-extra-space", "curl-error", "zh-failed-label", "python-logging-dashes",
-        "cann-bracket-level", "bracket-level-after-time", "indented-traceback-header"])
+        "cann-bracket-level", "bracket-level-after-time", "indented-traceback-header",
+        "cuda-error-enum", "cpp-terminate", "pytest-e-line", "quoted-status-line"])
 def test_traceback_cuda_or_nccl_error_is_never_an_all_clear(text):
     assert triage_text(text).exit_code == 2
 
@@ -804,3 +810,11 @@ def test_an_outer_known_frame_does_not_explain_a_stated_exception():
     assert first.id == "unknown-error" and "Qvfake" in first.title
     cut = stated[:stated.index("(ActorModelRayActor pid=700388) AttributeError")]
     assert triage_text(cut).root.id == "c10d-connect-timeout"
+
+
+def test_a_word_in_a_pytest_frame_path_is_no_topic():
+    """pytest prints frames as 'path.py:285: in forward'; flash_attn in that path says where the code runs, not that
+    FlashAttention needs a newer GPU (round 30's flash-attention CUDA-graph RNG error)."""
+    result = triage_text(read_log(str(THREADS / "r30b-flash-attn-200-cuda-graph-current-seed-pytest.log")))
+    assert result.exit_code == 2 and all(f.family != "attention-backend" for f in result.findings)
+    assert "CUDAGeneratorImpl::current_seed" in result.last_error_line
