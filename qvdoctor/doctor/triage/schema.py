@@ -162,6 +162,9 @@ _CONTEXT = (
     ("'kv_cache_memory_bytes': ", re.compile(r"'kv_cache_memory_bytes': (?P<kv_cache_memory_bytes>\d{1,15})")),
     ("kv_cache_memory_bytes=", re.compile(r"\bkv_cache_memory_bytes=(?P<kv_cache_memory_bytes>\d{1,15})")),
     ("vLLM API server version ", re.compile(r"vLLM API server version (?P<vllm_version>\d{1,3}\.\d{1,3}[\w.+-]{0,30})")),
+    # the platform vLLM runs on ("Automatically detected platform cuda.", a plugin's "Platform plugin ascend is activated")
+    ("Automatically detected platform ", re.compile(r"Automatically detected platform (?P<platform>\w{1,20})")),
+    ("Platform plugin ", re.compile(r"Platform plugin (?P<platform>\w{1,30}) is activated")),
     # the start-up banner of vLLM >= 0.11: "▄▄ ▄█ █     █     █ ▀▄▀ █  version 0.32.0"
     ("\u2580\u2584\u2580 \u2588", re.compile(r"\u2580\u2584\u2580 \u2588\s{1,4}version (?P<vllm_version>\d{1,3}\.\d{1,3}[\w.+-]{0,30})")),
 )
