@@ -391,8 +391,8 @@ _PREFIX = re.compile(
 )
 # an exception line indented or behind a markdown bullet / list number (a thread's list quoting the error):
 # only the strict form "SomeError: message" counts, never a source line of a traceback
-# or quoted as `code`, or behind a zh_CN label ("报错：AttributeError: ...")
-_BULLET = re.compile(r"[ \t]{0,12}(?:[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3}|`|(?:报错|错误|异常)[:：]\s{0,3})?")
+# or quoted as `code` or in **bold**, or behind a zh_CN label ("报错：AttributeError: ...")
+_BULLET = re.compile(r"[ \t]{0,12}(?:\*\*|[-*+\u2022|]\s{1,3}|\d{1,2}[.)]\s{1,3}|`|(?:报错|错误|异常)[:：]\s{0,3})?")
 # IPython's header, also as a thread quotes it in a code span: "`RuntimeError      Traceback (most recent call last)"
 _IPY_HEADER = re.compile(r"[\w.]{1,120}(?:Error|Exception)[ \t]{2,120}Traceback \(most recent call last\)")
 _STRICT_EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?:`? \S")  # also `RuntimeError:` message
@@ -440,7 +440,9 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # a CUDA runtime error by its enum name ("cudaErrorLaunchFailure: unspecified launch failure"), a
                         # C++ exception that ended the process, and pytest's "E   RuntimeError: ..." lines
                         r"|\bcudaError[A-Z]\w{2,60}: \S|^terminate called after throwing an instance of "
-                        r"|^E {3,8}[\w.]{1,120}(?:Error|Exception): \S")
+                        r"|^E {3,8}[\w.]{1,120}(?:Error|Exception): \S"
+                        # ptxas' per-line error and setuptools' failed compiler command
+                        r"|\bptxas [^\n]{0,300}?; error\s{0,4}: |^error: command '[^'\n]{1,300}' failed with exit code \d{1,4}")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
