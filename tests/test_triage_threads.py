@@ -11,7 +11,7 @@ from collections import defaultdict
 import pytest
 from markdown_it import MarkdownIt
 
-from conftest import MACHINES, run_qvdoctor
+from conftest import MACHINES, ROOT, run_qvdoctor
 from qvdoctor.doctor.markdown import markdown_report, redact
 from qvdoctor.doctor.triage import read_log, triage_text
 from qvdoctor.doctor.triage.evaluation import TARGETS, THREADS, evaluate, load_cases, summary
@@ -845,3 +845,25 @@ def test_a_word_in_a_pytest_frame_path_is_no_topic():
     result = triage_text(read_log(str(THREADS / "r30b-flash-attn-200-cuda-graph-current-seed-pytest.log")))
     assert result.exit_code == 2 and all(f.family != "attention-backend" for f in result.findings)
     assert "CUDAGeneratorImpl::current_seed" in result.last_error_line
+
+
+def test_a_platform_without_vllm_c_makes_its_import_warning_a_note():
+    """vLLM on Ascend (a platform plugin) ships no vllm._C, and its start-up warning says so; on CUDA the same
+    warning is the broken build it always was (round 31's GLM-4.5-Air on vllm-ascend, the dev example)."""
+    ascend = triage_text(read_log(str(THREADS / "r31a-glm45-air-ascend-serve-startup-warnings.log")))
+    note = next(f for f in ascend.findings if f.id == "vllm-c-missing")
+    assert ascend.exit_code == 0 and note.status == "info" and "ascend" in note.title
+    cuda = triage_text(read_log(str(ROOT / "tests" / "logs" / "examples" / "vllm-c-missing-warning-only.log")))
+    assert cuda.root is not None and cuda.root.id == "vllm-c-missing"
+
+
+def test_a_tcpstore_retry_alone_is_a_warning():
+    """torch logs "TCP client failed to connect ... - retrying" while it retries; alone it is a warning, and the
+    timeout that ends the retries is the failure."""
+    retry = ("[W426 16:56:01.831041000 TCPStore.cpp:347] [c10d] TCP client failed to connect/validate to host "
+             "10.0.0.1:59782 - retrying (try=6, timeout=1800000ms, delay=5241ms): Connection reset by peer\n")
+    alone = triage_text(retry)
+    assert alone.exit_code == 1 and alone.findings[0].id == "c10d-connect-timeout" and alone.findings[0].status == "warn"
+    timed_out = triage_text("[E306 00:03:07.842961975 socket.cpp:1011] [c10d] The client socket has timed out after "
+                            "60000ms while trying to connect to (10.0.0.1, 29400).\n" + retry)
+    assert timed_out.root is not None and timed_out.root.id == "c10d-connect-timeout" and timed_out.exit_code == 2
