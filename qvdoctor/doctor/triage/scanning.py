@@ -368,7 +368,8 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "BLAS error",  # "rocBLAS error: Cannot read ...", "CUBLAS error"
                   "nvcc fatal", "ptxas fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT build)
                   "error: ",  # a builtin exception retyped in lower case: "valueerror: there is no module ..."
-                  "error loading model")  # llama.cpp: "llama_model_load: error loading model: unknown model architecture"
+                  "error loading model",
+                  "CMake Error", "ninja: build stopped")  # llama.cpp: "llama_model_load: error loading model: unknown model architecture"
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -401,6 +402,8 @@ _EXCEPTION = re.compile(r"[\w.]{0,120}(?:Error|Exception|Exit|Interrupt)\b:?|Fat
 # vLLM's ERROR/CRITICAL prefix with nothing after it: the copy stops inside it ("ERROR 06-11 02:07:59 [serving_chat.p")
 _CUT_PREFIX = (r"^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?"
                r"(?:\s{1,3}\[?[\w.]{0,80})?\s?$")
+# the same cut inside the time ("(EngineCore pid=20856) ERROR 05"): only as the log's last line, when nothing else is an error
+_CUT_TIME = re.compile(r"(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d[\d:. -]{0,17}$")
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
                         r"|^(?:>[ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
@@ -442,7 +445,9 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|\bcudaError[A-Z]\w{2,60}: \S|^terminate called after throwing an instance of "
                         r"|^E {3,8}[\w.]{1,120}(?:Error|Exception): \S"
                         # ptxas' per-line error and setuptools' failed compiler command
-                        r"|\bptxas [^\n]{0,300}?; error\s{0,4}: |^error: command '[^'\n]{1,300}' failed with exit code \d{1,4}")
+                        r"|\bptxas [^\n]{0,300}?; error\s{0,4}: |^error: command '[^'\n]{1,300}' failed with exit code \d{1,4}"
+                        # a C/C++ build's failure, also indented under pip's output: CMake's error, ninja's stop
+                        r"|^\s{0,12}CMake Error(?: at [^\n]{1,400})?:|^\s{0,12}ninja: build stopped: ")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
@@ -483,7 +488,14 @@ def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
         if best is not None:
             return best
     return (_last_frame(text, skip) or _last_of(text, skip, _HTTP_MARKERS, _http_error)
-            or _last_of(text, skip, _STATUS_MARKERS, _status_line))
+            or _last_of(text, skip, _STATUS_MARKERS, _status_line) or _cut_in_time(text, skip))
+
+
+def _cut_in_time(text: str, skip: set[int]) -> tuple[int, str] | None:
+    """The log's last line when the copy stops inside an ERROR/CRITICAL prefix's time."""
+    tail = text.rstrip()
+    start = tail.rfind("\n") + 1
+    return (start, tail[start:]) if start not in skip and _CUT_TIME.fullmatch(tail, start) else None
 
 
 def _http_error(line: str) -> bool:
@@ -515,6 +527,11 @@ _LOGGED_FRAME = re.compile(r'[ \t]{0,8}File "[/~<.\w]')
 _RICH_FRAME = re.compile(r"│ {1,3}(?:[A-Za-z]:\\|[~/.\w])[^\n│]{0,400}?\.py:\d{1,7} in\b")
 
 
+# a C++ backtrace's frame (c10::Error, a fatal signal): "[rank0]: frame #49: _PyEval_EvalFrameDefault + 0x53d6 (0x4f34c6 in
+# /usr/bin/python)"; what remains of an exception's report when the copy starts after its message
+_CPP_FRAME = re.compile(r"[^\n]{0,80}?\bframe #\d{1,4}: [\w/.:<>~(\[]")
+
+
 def _logged_frame(text: str, start: int, end: int) -> bool:
     """A frame vLLM logged at ERROR/CRITICAL level, even one the terminal wrapped inside its path."""
     msg, level = _strip_prefix(text[start:min(end, start + 2000)])
@@ -522,13 +539,14 @@ def _logged_frame(text: str, start: int, end: int) -> bool:
 
 
 def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None:
-    """The last traceback frame line (Python's or IPython's, one logged behind an ERROR prefix, or one
-    cut mid-path at the end of the log) not on a ``skip`` line: a traceback cut before its header and
-    its message is still one."""
+    """The last traceback frame line (Python's or IPython's, one logged behind an ERROR prefix, one
+    cut mid-path at the end of the log, or a C++ backtrace's) not on a ``skip`` line: a traceback cut
+    before its header and its message is still one."""
     found = [f for f in (_last_matching(text, '", line ', _TB_FRAME.search, skip),
                          _last_matching(text, ".py:", _IPY_FRAME.match, skip),
                          _last_matching(text, ".py:", _RICH_FRAME.match, skip),
-                         _last_matching(text, 'File "', _logged_frame, skip)) if f is not None]
+                         _last_matching(text, 'File "', _logged_frame, skip),
+                         _last_matching(text, "frame #", _CPP_FRAME.match, skip)) if f is not None]
     tail = text.rstrip()
     start = tail.rfind("\n") + 1
     if start not in skip and _CUT_FRAME.match(tail, start):
