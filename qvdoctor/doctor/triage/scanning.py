@@ -375,9 +375,9 @@ _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an acc
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
 # (a status code, then a message of its own); also only when nothing else looks like an error
 _STATUS_MARKERS = tuple(f"{code} " for code in (400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 500, 501, 502, 503, 504))
-_STATUS_LINE = re.compile(r"(?:>[ \t]?){0,3}[ \t]{0,4}[45]\d\d \"?[A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")  # also 404 "Model ..."
+_STATUS_LINE = re.compile(r"(?:[>▎][ \t]?){0,3}[ \t]{0,4}[45]\d\d \"?[A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")  # also 404 "Model ..."
 _PREFIX = re.compile(
-    r"(?:>[ \t]?){0,3}"
+    r"(?:[>▎][ \t]?){0,3}"
     # docker build's (BuildKit) step and elapsed seconds: "#12 291.9 ERROR: ...", or copied as "291.9   ERROR: ..."
     r"(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4}(?=\S))?"
     # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
@@ -405,7 +405,7 @@ _CUT_PREFIX = (r"^(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERRO
 # the same cut inside the time ("(EngineCore pid=20856) ERROR 05"): only as the log's last line, when nothing else is an error
 _CUT_TIME = re.compile(r"(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?(?:ERROR|CRITICAL) \d[\d:. -]{0,17}$")
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
-                        r"|^(?:>[ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
+                        r"|^(?:[>▎][ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4})?ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
