@@ -368,8 +368,8 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "BLAS error",  # "rocBLAS error: Cannot read ...", "CUBLAS error"
                   "nvcc fatal", "ptxas fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT build)
                   "error: ",  # a builtin exception retyped in lower case: "valueerror: there is no module ..."
-                  "error loading model",
-                  "CMake Error", "ninja: build stopped")  # llama.cpp: "llama_model_load: error loading model: unknown model architecture"
+                  "error loading model",  # llama.cpp: "llama_model_load: error loading model: unknown model architecture"
+                  "CMake Error", "ninja: build stopped")  # a C/C++ build: "CMake Error at x.cmake:231 (message):"
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
