@@ -292,6 +292,8 @@ def _match(hits: list[Hit], sigs: tuple[Signature, ...], base: dict[str, Any], c
             m.role = _role_of(m.sig, sig_hits, scope)
         except ExprError:
             m.role = "cause"
+        if m.role in ("cause", "wrapper") and all(_strip_prefix(h.text[:2000])[1] == "DEBUG" for h in sig_hits):
+            m.role = "warning"  # vLLM logs an exception it handled (a fallback it then takes) at DEBUG level
         matched.append(m)
     matched.sort(key=lambda m: m.first)
     return matched

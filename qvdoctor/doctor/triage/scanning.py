@@ -384,9 +384,9 @@ _PREFIX = re.compile(
     r"(?P<ts>\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\]?\s{1,3})?"
     r"(?:\s{0,8}(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
     r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
-    r"(?:\[[\w.]{1,80}:\d{1,6}\]|[\w.]{1,80}:\d{1,6}\])\s?"
+    r"(?:\[[\w./]{1,80}:\d{1,6}\]|[\w./]{1,80}:\d{1,6}\])\s?"  # newer releases: "[renderers/hf.py:128]"
     # the same prefix with its level and time cut off by the copy: "[core.py:393] RuntimeError: ..."
-    r"|\[[\w.]{1,80}\.py:\d{1,6}\]\s"
+    r"|\[[\w./]{1,80}\.py:\d{1,6}\]\s"
     # after a timestamp, Python logging's own level: 2024-06-13 16:11:50,396 ERROR worker.py:1752 -- ...
     r"|(?(ts)(?P<level2>INFO|WARNING|ERROR|DEBUG|CRITICAL)(?::|\s{1,3}(?:[\w.]{1,80}:\d{1,6}\s{1,3}--\s)?)\s?))?"
 )
@@ -464,7 +464,7 @@ def _error_like(line: str) -> bool:
     msg, level = _strip_prefix(line[:2000])
     if _LOW_LEVEL.search(line[:2000]):  # NCCL's own failure lines and CUDA errors, whatever their prefix
         return True
-    if not msg:
+    if not msg or level in ("DEBUG", "INFO"):  # an exception vLLM logged at DEBUG/INFO level was handled
         return False
     bullet = _BULLET.match(msg) if level is None else None
     if bullet and bullet.end() and msg.startswith(_TRACEBACK, bullet.end()):  # a header quoted indented
@@ -483,12 +483,24 @@ def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
 
     Found with ``rfind`` from the end of the log, so a clean 100 MB log costs little. A bare
     traceback header counts only when no exception line is found (the log was cut off)."""
-    for markers in (_ERROR_MARKERS, (_TRACEBACK,)):
-        best = _last_of(text, skip, markers)
-        if best is not None:
-            return best
-    return (_last_frame(text, skip) or _last_of(text, skip, _HTTP_MARKERS, _http_error)
-            or _last_of(text, skip, _STATUS_MARKERS, _status_line) or _cut_in_time(text, skip))
+    best = _last_of(text, skip, _ERROR_MARKERS)
+    if best is not None:
+        return best
+    best = _last_of(text, skip, (_TRACEBACK,)) or _last_frame(text, skip)
+    if best is not None and not _handled_below(text, best[0]):
+        return best
+    return (_last_of(text, skip, _HTTP_MARKERS, _http_error) or _last_of(text, skip, _STATUS_MARKERS, _status_line)
+            or _cut_in_time(text, skip))
+
+
+def _handled_below(text: str, pos: int) -> bool:
+    """The traceback at ``pos`` ends in an exception line vLLM logged at DEBUG/INFO level: it was handled
+    (e.g. a chat template it could not load before taking its fallback), so it is no failure."""
+    for line in text[pos:pos + CUT_TAIL].splitlines()[1:]:
+        msg, level = _strip_prefix(line[:2000])
+        if level in ("DEBUG", "INFO") and _STRICT_EXCEPTION.match(msg):
+            return True
+    return False
 
 
 def _cut_in_time(text: str, skip: set[int]) -> tuple[int, str] | None:
