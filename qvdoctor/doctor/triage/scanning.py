@@ -447,7 +447,9 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # ptxas' per-line error and setuptools' failed compiler command
                         r"|\bptxas [^\n]{0,300}?; error\s{0,4}: |^error: command '[^'\n]{1,300}' failed with exit code \d{1,4}"
                         # a C/C++ build's failure, also indented under pip's output: CMake's error, ninja's stop
-                        r"|^\s{0,12}CMake Error(?: at [^\n]{1,400})?:|^\s{0,12}ninja: build stopped: ")
+                        r"|^\s{0,12}CMake Error(?: at [^\n]{1,400})?:|^\s{0,12}ninja: build stopped: "
+                        # llama.cpp's server failing a request: "task 1 - error: internal_error"
+                        r"|^task \d{1,9} - error: \S")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
@@ -542,6 +544,9 @@ _RICH_FRAME = re.compile(r"│ {1,3}(?:[A-Za-z]:\\|[~/.\w])[^\n│]{0,400}?\.py:
 # a C++ backtrace's frame (c10::Error, a fatal signal): "[rank0]: frame #49: _PyEval_EvalFrameDefault + 0x53d6 (0x4f34c6 in
 # /usr/bin/python)"; what remains of an exception's report when the copy starts after its message
 _CPP_FRAME = re.compile(r"[^\n]{0,80}?\bframe #\d{1,4}: [\w/.:<>~(\[]")
+# a numbered native backtrace (glibc's backtrace_symbols as TensorRT-LLM prints it, UCX's handler):
+# "7       0x75134403cb62 /opt/tritonserver/backends/tensorrtllm/libtriton_tensorrtllm.so(+0x18b62) [0x75134403cb62]"
+_NATIVE_FRAME = re.compile(r"[ \t]{0,4}\d{1,3}[ \t]{1,8}0x[0-9a-fA-F]{6,16}[ \t]{1,4}[\w/?.:<>~(\[]")
 
 
 def _logged_frame(text: str, start: int, end: int) -> bool:
@@ -558,7 +563,8 @@ def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None
                          _last_matching(text, ".py:", _IPY_FRAME.match, skip),
                          _last_matching(text, ".py:", _RICH_FRAME.match, skip),
                          _last_matching(text, 'File "', _logged_frame, skip),
-                         _last_matching(text, "frame #", _CPP_FRAME.match, skip)) if f is not None]
+                         _last_matching(text, "frame #", _CPP_FRAME.match, skip),
+                         _last_matching(text, " 0x", _NATIVE_FRAME.match, skip)) if f is not None]
     tail = text.rstrip()
     start = tail.rfind("\n") + 1
     if start not in skip and _CUT_FRAME.match(tail, start):
