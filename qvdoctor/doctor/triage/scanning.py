@@ -505,11 +505,17 @@ def _handled_below(text: str, pos: int) -> bool:
     return False
 
 
-def _cut_in_time(text: str, skip: set[int]) -> tuple[int, str] | None:
-    """The log's last line when the copy stops inside an ERROR/CRITICAL prefix's time."""
+def _last_line(text: str) -> tuple[int, str]:
+    """Offset and text of the log's last non-blank line (where a cut copy stops)."""
     tail = text.rstrip()
     start = tail.rfind("\n") + 1
-    return (start, tail[start:]) if start not in skip and _CUT_TIME.fullmatch(tail, start) else None
+    return start, tail[start:]
+
+
+def _cut_in_time(text: str, skip: set[int]) -> tuple[int, str] | None:
+    """The log's last line when the copy stops inside an ERROR/CRITICAL prefix's time."""
+    start, line = _last_line(text)
+    return (start, line) if start not in skip and _CUT_TIME.fullmatch(line) else None
 
 
 def _http_error(line: str) -> bool:
@@ -565,10 +571,9 @@ def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None
                          _last_matching(text, 'File "', _logged_frame, skip),
                          _last_matching(text, "frame #", _CPP_FRAME.match, skip),
                          _last_matching(text, " 0x", _NATIVE_FRAME.match, skip)) if f is not None]
-    tail = text.rstrip()
-    start = tail.rfind("\n") + 1
-    if start not in skip and _CUT_FRAME.match(tail, start):
-        found.append((start, tail[start:]))
+    start, line = _last_line(text)
+    if start not in skip and _CUT_FRAME.match(line):
+        found.append((start, line))
     return max(found) if found else None
 
 
