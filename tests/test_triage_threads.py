@@ -948,3 +948,15 @@ def test_an_exception_vllm_logged_at_debug_level_is_no_failure():
             "because tokenizer.chat_template is not set and no template argument was passed!\n")
     failed = triage_text(line.format("ERROR"))
     assert failed.exit_code == 2 and failed.root is not None and failed.root.id == "chat-template-missing"
+
+
+@pytest.mark.parametrize("case", ["r35b-trtllm-triton-mixtral-a100-gptmanager-backtrace-cut",
+                                  "r34a-llamacpp-llava16-server-failed-to-decode-image-bytes",
+                                  "r32b-windows-cuda132-cudaerrornotsupported-triton-0-drivers-cut",
+                                  "r32a-llamafactory-qwen2-7b-lora-infer-cpp-frames-cut"])
+def test_native_backtraces_cut_prefixes_and_server_task_errors_are_no_all_clear(case):
+    """A copy that holds only a native backtrace (TensorRT-LLM's numbered frames, a c10 backtrace's `frame #N:`), an
+    ERROR prefix cut inside its time ("ERROR 05") or llama.cpp's "task 1 - error: internal_error" shows a failure:
+    a failing finding and exit 2, never "no failure found"."""
+    result = triage_text(read_log(str(THREADS / f"{case}.log")))
+    assert result.exit_code == 2 and result.findings[0].status == "fail"
