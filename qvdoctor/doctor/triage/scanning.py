@@ -369,7 +369,10 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "nvcc fatal", "ptxas fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT build)
                   "error: ",  # a builtin exception retyped in lower case: "valueerror: there is no module ..."
                   "error loading model",  # llama.cpp: "llama_model_load: error loading model: unknown model architecture"
-                  "CMake Error", "ninja: build stopped")  # a C/C++ build: "CMake Error at x.cmake:231 (message):"
+                  "CMake Error", "ninja: build stopped",  # a C/C++ build: "CMake Error at x.cmake:231 (message):"
+                  "[error]",  # a lower-case level in brackets (RunPod's worker log): "[error]Please install vllm[audio] ..."
+                  "‘error’", "“error”",  # an error body whose quotes a word processor curled: “object": ‘error’
+                  "mpirun detected")  # Open MPI's end of a job one of whose processes exited non-zero
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -407,7 +410,7 @@ _CUT_TIME = re.compile(r"(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}\)\s?)?
 _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refused|closed|abort|timed out|(?:ret|rc|err|errno|code)\s?[=:]?\s?-?[1-9])"
                         r"|^(?:[>▎][ \t]?){0,3}\s{0,8}(?:\[[\w.-]{1,40}\]:\s?)?\[?[EF](?:1[0-2]|0?[1-9])[0-3]\d \d\d:\d\d:\d\d[.\d]{0,12}[ \]]|(?i:cuda error): |NCCL error"
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
-                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"']object[\"']: ?[\"']error[\"']|Error code: [45]\d\d|^(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4})?ERROR: (?!pip's dependency resolver)"
+                        r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"'“”‘’]object[\"'“”‘’]: ?[\"'“”‘’]error[\"'“”‘’]|Error code: [45]\d\d|^(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4})?ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
                         # an exception quoted in backticks inside a sentence: "... it fails with `KeyError: 'x'`"
                         r"|`{1,3}(?:\[rank\d{1,5}\]:\s?)?[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
@@ -449,7 +452,12 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # a C/C++ build's failure, also indented under pip's output: CMake's error, ninja's stop
                         r"|^\s{0,12}CMake Error(?: at [^\n]{1,400})?:|^\s{0,12}ninja: build stopped: "
                         # llama.cpp's server failing a request: "task 1 - error: internal_error"
-                        r"|^task \d{1,9} - error: \S")
+                        r"|^task \d{1,9} - error: \S"
+                        # a tool's own lower-case error line (tritonserver's "error: creating server: Internal - failed to
+                        # load all models"), a lower-case level in brackets (RunPod's "[error]..."), Open MPI's job end,
+                        # and KServe's "%(asctime)s %(process)d %(name)s %(levelname)s" form
+                        r"|^error: \S|^\[(?:error|fatal|critical)\] ?\S|^mpirun detected that one or more processes exited with non-zero status"
+                        r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[.,]\d{1,6} \d{1,10} [\w.-]{1,60} (?:ERROR|CRITICAL) \S")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
@@ -595,6 +603,8 @@ def _in_traceback_body(line: str) -> bool:
     return bool(_AFTER_FRAME.match(msg)) and not _STRICT_EXCEPTION.search(line)
 
 
+_PROCESS_HEADER = re.compile(r"(?:\([\w.-]{1,60} pid=\d{1,10}\)\s?)?Process [\w.:-]{1,60}:\s*$")
+_GLOG_WARNING = re.compile(r"(?:\[rank\d{1,5}\]:)?\[W\d{3,4} \d\d:\d\d:\d\d")
 _EXCEPTION_NAME = re.compile(r"[\w.]{0,120}\w(?:Error|Exception)(?:\(|:|$)")  # "AssertionError()", never "Error in ..."
 
 
@@ -619,6 +629,10 @@ def cut_in_traceback(text: str) -> tuple[int, str] | None:
     first = next(rest, "")
     if _TRACEBACK in first:  # the header: what the line above it says
         first = next(rest, "")
+        # multiprocessing's "Process EngineCore_0:" header and PyTorch's exit warnings come between an exception
+        # vLLM logged and the traceback of its re-raise (run_engine_core's "raise e"): that exception is the error
+        while _PROCESS_HEADER.match(first) or _GLOG_WARNING.match(first):
+            first = next(rest, "")
     msg, _ = _strip_prefix(first)
     if _STRICT_EXCEPTION.search(first) or _EXCEPTION_NAME.match(msg.strip()):
         return None
