@@ -372,8 +372,9 @@ def _line_of(text: str, pos: int) -> str:
     return text[slice(*_line_bounds(text, pos))]
 
 
-# Python's frame ('File "/x/y.py", line 3') and pytest's ('/x/y.py:285: in forward')
-_FRAME_PATH = re.compile(r'File "[^"\n]{0,400}(?:"|$)|[\w./~+-]{1,400}\.py(?=:\d{1,7}: in )')
+# Python's frame ('File "/x/y.py", line 3'), also with its start cut off by the copy ('/x/y.py", line 3, in f'),
+# and pytest's ('/x/y.py:285: in forward')
+_FRAME_PATH = re.compile(r'File "[^"\n]{0,400}(?:"|$)|[\w./~+-]{1,400}\.py(?=:\d{1,7}: in |", line \d{1,7}, in )')
 
 
 def _only_in_frame_paths(line: str, needle: str) -> bool:
