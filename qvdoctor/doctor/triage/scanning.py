@@ -372,7 +372,8 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "CMake Error", "ninja: build stopped",  # a C/C++ build: "CMake Error at x.cmake:231 (message):"
                   "[error]",  # a lower-case level in brackets (RunPod's worker log): "[error]Please install vllm[audio] ..."
                   "‘error’", "“error”",  # an error body whose quotes a word processor curled: “object": ‘error’
-                  "mpirun detected")  # Open MPI's end of a job one of whose processes exited non-zero
+                  "mpirun detected",
+                  "× ", '"finish_reason":"error"', '"finish_reason": "error"')  # Open MPI's end of a job one of whose processes exited non-zero
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -380,7 +381,7 @@ _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an acc
 _STATUS_MARKERS = tuple(f"{code} " for code in (400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 500, 501, 502, 503, 504))
 _STATUS_LINE = re.compile(r"(?:[>▎][ \t]?){0,3}[ \t]{0,4}[45]\d\d \"?[A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")  # also 404 "Model ..."
 _PREFIX = re.compile(
-    r"(?:[>▎][ \t]?){0,3}"
+    r"(?:[>▎`][ \t]?){0,3}"  # a thread's quote marks, or the backtick of a line quoted as `code`
     # docker build's (BuildKit) step and elapsed seconds: "#12 291.9 ERROR: ...", or copied as "291.9   ERROR: ..."
     r"(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4}(?=\S))?"
     # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
@@ -442,7 +443,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # the level in brackets at the start (Ascend CANN's log, also behind vLLM's process tag) or
                         # after a time: "(APIServer pid=9702) [ERROR] 2026-03-14-17:57:31 (PID:9702, ...) ERR99999 ...",
                         # "2026-05-08 11:50:25.739 [Error] (Router) Retry also failed: ..."
-                        r"|(?:^|pid=\d{1,10}\) |\d\d:\d\d:\d\d[.,]\d{1,6} )\[(?:ERROR|CRITICAL|Error|Critical)\] \S"
+                        r"|(?:^|pid=\d{1,10}\) |\d\d:\d\d:\d\d[.,]\d{1,6} )\[(?:ERROR|CRITICAL|Error|Critical|error|critical)\] \S"
                         # a CUDA runtime error by its enum name ("cudaErrorLaunchFailure: unspecified launch failure"), a
                         # C++ exception that ended the process, and pytest's "E   RuntimeError: ..." lines
                         r"|\bcudaError[A-Z]\w{2,60}: \S|^terminate called after throwing an instance of "
@@ -457,7 +458,10 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # load all models"), a lower-case level in brackets (RunPod's "[error]..."), Open MPI's job end,
                         # and KServe's "%(asctime)s %(process)d %(name)s %(levelname)s" form
                         r"|^error: \S|^\[(?:error|fatal|critical)\] ?\S|^mpirun detected that one or more processes exited with non-zero status"
-                        r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[.,]\d{1,6} \d{1,10} [\w.-]{1,60} (?:ERROR|CRITICAL) \S")
+                        r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[.,]\d{1,6} \d{1,10} [\w.-]{1,60} (?:ERROR|CRITICAL) \S"
+                        # uv's error chain ("  × Failed to download and build `vllm @ git+...`"), and an OpenAI-style
+                        # response whose generation failed ("finish_reason":"error")
+                        r"|^\s{0,4}× \S|\"finish_reason\": ?\"error\"")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")

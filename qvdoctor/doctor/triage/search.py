@@ -21,7 +21,7 @@ _VARIABLE = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`|\([^)\n]*\)|\[[^\]\n]*
 
 def search_phrase(line: str) -> str | None:
     """The longest run of plain words of an error line's message, or None when it has too few."""
-    msg = _strip_prefix(line)[0].strip().lstrip("`>*-| ")
+    msg = _strip_prefix(line)[0].strip().lstrip("`>*-|× ").rstrip("`")
     named = _EXCEPTION_PREFIX.search(msg)
     if named:
         msg = msg[named.end():]
