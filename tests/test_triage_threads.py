@@ -1034,3 +1034,36 @@ def test_native_backtraces_cut_prefixes_and_server_task_errors_are_no_all_clear(
     a failing finding and exit 2, never "no failure found"."""
     result = triage_text(read_log(str(THREADS / f"{case}.log")))
     assert result.exit_code == 2 and result.findings[0].status == "fail"
+
+
+@pytest.mark.parametrize("case", ["r36b-triton-vllm-backend-shutdown-failed-to-load-all-models",
+                                  "r36b-kserve-hf-llama3-vllm-backend-division-by-zero",
+                                  "r36b-trtllm-mpirun-protobuf-failed-to-load-all-models",
+                                  "r37a-mlxstudio-text-only-vlm-missing-pixel-values",
+                                  "r37a-qwen3-vl-embedding-offline-engine-core-died-at-script-end",
+                                  "r38a-ik-llama-gemma4-vision-nan-logits-failed-to-sample",
+                                  "r38a-llama-box-smolvlm-invalid-argument-chat-template",
+                                  "r38a-ascend-310p-qwen3vl-evalscope-empty-response-list-cut",
+                                  "r38b-colab-llm-init-ipython-frames-engine-core-traceback-cut"])
+def test_other_tools_error_lines_and_notebook_frames_are_no_all_clear(case):
+    """Triton's "error: creating server: ...", KServe's and evalscope's logging forms, Open MPI's job end, an OpenAI
+    response with finish_reason "error", a vLLM line quoted as `code`, llama.cpp's GGML_ABORT, a server's "Invalid
+    argument: --flag" and Colab's IPython 7 frames ("[/x/llm.py](url) in __init__(...)") each show a failure."""
+    result = triage_text(read_log(str(THREADS / f"{case}.log")))
+    assert result.exit_code == 2 and result.findings[0].status == "fail"
+
+
+@pytest.mark.parametrize("case, wrong, right", [
+    # a shell prompt's command line names the model file: no evidence of what failed
+    ("r38a-llama-box-smolvlm-invalid-argument-chat-template", "gguf-not-loadable", "unknown-error"),
+    # IPython's frame header lists LLM.__init__'s parameters, disable_custom_all_reduce among them
+    ("r38b-colab-llm-init-ipython-frames-engine-core-traceback-cut", "custom-allreduce-failed", "traceback-cut"),
+    # cmake's build target vllm_flash_attn_c is no FlashAttention on an old GPU: a vLLM source build failed
+    ("r38b-gh200-aarch64-source-build-cmake-calledprocesserror-inline", "flash-attn-needs-ampere", "vllm-source-build-failed"),
+])
+def test_words_in_commands_signatures_and_build_targets_are_no_evidence(case, wrong, right):
+    """A topic word the ladder would read as the failure (a .gguf path, a parameter name, a build target) stands in
+    the user's command, a frame's signature or cmake's target list: the prescription it would bring is wrong."""
+    result = triage_text(read_log(str(THREADS / f"{case}.log")))
+    assert result.findings[0].id == right and result.findings[0].status == "fail"
+    assert wrong not in [f.id for f in result.findings]

@@ -363,6 +363,9 @@ def _frame_follows(text: str, pos: int, end: int) -> bool:
     return '", line ' in text[nxt:eol if eol >= 0 else len(text)]  # a frame line cut mid-path does not count
 
 
+# a shell prompt and the command typed after it ("~/llama-box$ ./llama-box -m x.gguf", "(venv) user@host:~/x$ pip ..."):
+# the user's words, no evidence of what failed
+_SHELL_COMMAND = re.compile(r"(?:\([\w.-]{1,60}\) )?(?:[\w.@-]{1,80}:)?[~/][^\n$#]{0,200}[$#] \S|[$#] \S")
 _STATED = re.compile(r"\w(?:Error|Exception): \S")  # an exception line with its message
 _SHM_MESSAGE = re.compile(r"(?i)shared[ -]memory|\bshm\b(?!/)|bus error|shm[-_]size")
 _NCCL_INIT_STEP = re.compile(r"init_device|init_distributed_environment|ensure_model_parallel_initialized|init_process_group")
@@ -373,8 +376,10 @@ def _line_of(text: str, pos: int) -> str:
 
 
 # Python's frame ('File "/x/y.py", line 3'), also with its start cut off by the copy ('/x/y.py", line 3, in f'),
-# and pytest's ('/x/y.py:285: in forward')
-_FRAME_PATH = re.compile(r'File "[^"\n]{0,400}(?:"|$)|[\w./~+-]{1,400}\.py(?=:\d{1,7}: in |", line \d{1,7}, in )')
+# pytest's ('/x/y.py:285: in forward'), and IPython 7's header with the function's signature, whose parameter names
+# (disable_custom_all_reduce, ...) are code, not what failed ('/x/llm.py in __init__(self, model, ...)')
+_FRAME_PATH = re.compile(r'File "[^"\n]{0,400}(?:"|$)|[\w./~+-]{1,400}\.py(?=:\d{1,7}: in |", line \d{1,7}, in )'
+                         r'|\[?(?:/|~/)[^\n\]]{0,400}?\.py(?:\]\([^)\n]{0,400}\))? in [\w.<>]{1,120}\([^\n]{0,4000}')
 
 
 def _only_in_frame_paths(line: str, needle: str) -> bool:
@@ -445,7 +450,7 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     in_tb = [h for h in hints if h.start <= (end if cut else msg_end)
              and not (h.pattern.needle == "in <module>" and not _import_chain(text, h, end, cut))]
     in_tb = [h for h in in_tb if h.start not in explained and not _path_word(text, h, error[0], msg_end)
-             and not _routine_nccl(text, h, in_tb, region)]
+             and not _routine_nccl(text, h, in_tb, region) and not _SHELL_COMMAND.match(_line_of(text, h.start))]
     on_error = [h for h in on_error if not _path_word(text, h, error[0], msg_end)]
     # with the exception's message in the log, only the frame that raised it speaks for it: a known frame or word
     # further out ("init_process_group" above an AttributeError from "collective_rpc") is where the call came from

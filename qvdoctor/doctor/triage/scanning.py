@@ -362,7 +362,8 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   '{"code":4', '{"code":5', '{"code": 4', '{"code": 5',  # llama.cpp's server: {"code":500,"message":...}
                   "Value error, ",  # pydantic's validation error: "  Value error, Tensor parallel size (16) cannot be ..."
                   "Assertion `", "Assertion '",  # a C/C++ assert: "python: ../lib/Analysis/Allocation.cpp:47: ... Assertion `x' failed."
-                  "GGML_ASSERT(",  # llama.cpp / ollama abort on a failed check
+                  "GGML_ASSERT(", "GGML_ABORT",  # llama.cpp / ollama abort on a failed check
+                  "Invalid argument: ",  # a C++ server's own option parser: "Invalid argument: --chat-template, ..."
                   "curl: (", "失败",
                   ": error: ",  # argparse: "vllm serve: error: argument --dtype: invalid choice: ..."
                   "BLAS error",  # "rocBLAS error: Cannot read ...", "CUBLAS error"
@@ -420,7 +421,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # vLLM's ERROR/CRITICAL prefix even when the copy stops inside it
                         r"|" + _CUT_PREFIX +
                         r"|^\s{0,12}Value error, \S"
-                        r"|Assertion [`'][^\n]{1,300}[`'] failed|GGML_ASSERT\(|\w{0,10}BLAS error|(?:nvcc|ptxas) fatal\s{0,4}: |error loading model: "
+                        r"|Assertion [`'][^\n]{1,300}[`'] failed|GGML_ASSERT\(|GGML_ABORT\b|^Invalid argument: -{0,2}\S|\w{0,10}BLAS error|(?:nvcc|ptxas) fatal\s{0,4}: |error loading model: "
                         r"|^\s{0,8}(?:value|runtime|type|key|attribute|import|modulenotfound|assertion|index|os)error: \S|^[\w./-]{1,60}(?: [\w-]{1,30})?: error: "
                         r"|\w: error: (?:argument |unrecognized arguments|the following arguments are required)"
                         # pip's resolver quoted inside a sentence: "...怎么解决： ERROR: Could not find a version that satisfies ..."
@@ -432,7 +433,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # curl's own error ("curl: (7) Failed to connect to 127.0.0.1 port 6066 ... Connection refused"),
                         # a zh_CN "failed:" label ("apply_chat_template 失败: can only concatenate str ..."), and Python
                         # logging's "%(asctime)s - %(name)s - %(levelname)s - %(message)s" form
-                        r"|curl: \(\d{1,2}\) \S|失败[:：]\s{0,3}\S|\d\d:\d\d:\d\d[,.]\d{1,6} - [\w.]{1,120} - (?:ERROR|CRITICAL) - "
+                        r"|curl: \(\d{1,2}\) \S|失败[:：]\s{0,3}\S|\d\d:\d\d:\d\d(?:[,.]\d{1,6})? - [\w.]{1,120} - (?:ERROR|CRITICAL)(?: - |: )"
                         # a traceback flattened onto one line (a form field): '...video.py", line 174, in load_bytes | assert i == n | | AssertionError'
                         r"|\", line \d{1,7}, in \w[^\n]{0,400}?[ |]\w{0,60}(?:Error|Exception)(?:: [^\n]{0,400})?[ \t]{0,4}$"
                         # Ray's glog with a full date: [2024-06-13 16:11:51,588 E 13261 13261] core_worker.cc:228: (C: a check failure)
@@ -548,6 +549,11 @@ _TB_FRAME = re.compile(r'File (?:"[^"\n]{1,400}|/[^"\n]{1,400}\.py)", line \d{1,
 _IPY_FRAME = re.compile(r"[ \t]{0,8}File \[?[~/.\w][^\n]{0,400}?\.py:\d{1,7}(?:\]\([^)\n]{0,400}\))?, in ")
 
 
+# IPython 7 (Colab's notebooks): "/usr/lib/python3.11/dist-packages/vllm/entrypoints/llm.py in __init__(self, model, ...)",
+# in Colab as a link: "[/usr/local/lib/python3.11/dist-packages/vllm/engine/llm_engine.py](https://localhost:8080/#) in f(cls)"
+_IPY7_FRAME = re.compile(r"\[?(?:/|~/)[^\n\]]{0,400}?\.py(?:\]\([^)\n]{0,400}\))? in [\w.<>]{1,120}\(")
+
+
 # a frame line the copy cuts inside its path, as the log's last line: '  File "/usr/lib/python3.11/site-pa'
 _CUT_FRAME = re.compile(r'[ \t]{0,8}File "[/~<.\w][^"\n]{0,400}$')
 
@@ -580,6 +586,8 @@ def _last_frame(text: str, skip: Collection[int] = ()) -> tuple[int, str] | None
     found = [f for f in (_last_matching(text, '", line ', _TB_FRAME.search, skip),
                          _last_matching(text, ".py:", _IPY_FRAME.match, skip),
                          _last_matching(text, ".py:", _RICH_FRAME.match, skip),
+                         _last_matching(text, ".py in ", _IPY7_FRAME.match, skip),
+                         _last_matching(text, ".py](", _IPY7_FRAME.match, skip),
                          _last_matching(text, 'File "', _logged_frame, skip),
                          _last_matching(text, "frame #", _CPP_FRAME.match, skip),
                          _last_matching(text, " 0x", _NATIVE_FRAME.match, skip)) if f is not None]
@@ -596,7 +604,8 @@ _AFTER_FRAME = re.compile(r"\s|│|-*> ?\d|\d{1,6} |`{3}|$")
 _CUT_PREFIX_LINE = re.compile(_CUT_PREFIX)
 CUT_TAIL = 64 * 1024  # a copy ends where it ends: only the tail is read
 # Python's frame, IPython's, and rich's ("x.py:193 in forward", the name may be wrapped onto the next line)
-_FRAME_FUNCTION = re.compile(r'", line \d{1,7}, in ([\w.<>]{1,120})|\.py:\d{1,7}(?:\]\([^)\n]{0,400}\))?,? in ([\w.<>]{1,120})')
+_FRAME_FUNCTION = re.compile(r'", line \d{1,7}, in ([\w.<>]{1,120})|\.py:\d{1,7}(?:\]\([^)\n]{0,400}\))?,? in ([\w.<>]{1,120})'
+                             r'|\.py(?:\]\([^)\n]{0,400}\))? in ([\w.<>]{1,120})\(')  # and IPython 7's
 
 
 def _in_traceback_body(line: str) -> bool:
@@ -649,7 +658,7 @@ def traceback_functions(text: str, end: int) -> list[str]:
     head = text.rfind(_TRACEBACK, start, end)
     stop = text.find("\n", end)
     span = text[head if head >= 0 else start:stop if stop >= 0 else len(text)]
-    return [a or b for a, b in _FRAME_FUNCTION.findall(span)][::-1]
+    return [a or b or c for a, b, c in _FRAME_FUNCTION.findall(span)][::-1]
 
 
 def _last_matching(text: str, marker: str, test: Callable[..., Any], skip: Collection[int] = ()) -> tuple[int, str] | None:
