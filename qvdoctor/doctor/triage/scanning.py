@@ -374,7 +374,8 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "[error]",  # a lower-case level in brackets (RunPod's worker log): "[error]Please install vllm[audio] ..."
                   "‘error’", "“error”",  # an error body whose quotes a word processor curled: “object": ‘error’
                   "mpirun detected",
-                  "× ", '"finish_reason":"error"', '"finish_reason": "error"')  # Open MPI's end of a job one of whose processes exited non-zero
+                  "× ", '"finish_reason":"error"', '"finish_reason": "error"',
+                  "Failed to load resource", "error_type", "Run failed: ", '"status": 5', '"status": 4')  # Open MPI's end of a job one of whose processes exited non-zero
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -448,7 +449,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # a CUDA runtime error by its enum name ("cudaErrorLaunchFailure: unspecified launch failure"), a
                         # C++ exception that ended the process, and pytest's "E   RuntimeError: ..." lines
                         r"|\bcudaError[A-Z]\w{2,60}: \S|^terminate called after throwing an instance of "
-                        r"|^E {3,8}[\w.]{1,120}(?:Error|Exception): \S"
+                        r"|(?:^|Z?\]\s)E {3,16}[\w.]{1,120}(?:Error|Exception): \S"
                         # ptxas' per-line error and setuptools' failed compiler command
                         r"|\bptxas [^\n]{0,300}?; error\s{0,4}: |^error: command '[^'\n]{1,300}' failed with exit code \d{1,4}"
                         # a C/C++ build's failure, also indented under pip's output: CMake's error, ninja's stop
@@ -462,7 +463,16 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[.,]\d{1,6} \d{1,10} [\w.-]{1,60} (?:ERROR|CRITICAL) \S"
                         # uv's error chain ("  × Failed to download and build `vllm @ git+...`"), and an OpenAI-style
                         # response whose generation failed ("finish_reason":"error")
-                        r"|^\s{0,4}× \S|\"finish_reason\": ?\"error\"")
+                        r"|^\s{0,4}× \S|\"finish_reason\": ?\"error\""
+                        # a browser console's failed request (a web UI in front of the server), an error type in a
+                        # plugin's JSON error ("error_type":"ServiceUnavailableError"), and Rust's tracing format
+                        # (text-generation-inference, vllm.rs): "2026-02-09T14:33:30.985766Z ERROR runner: ..."
+                        r"|Failed to load resource: the server responded with a status of [45]\d\d"
+                        r"|[\"']error_type[\"']: ?[\"'][\w.]{1,80}(?:Error|Exception)[\"']"
+                        # a workflow's failed run (Dify: "Run failed: Invalid context structure: ..."), and a web
+                        # framework's JSON error with its status ({"code": "internal_server_error", ..., "status": 500})
+                        r"|^Run failed: \S|\{\"code\": ?\"\w{3,60}\", ?\"message\": ?\"[^\n]{0,600}\"status\": ?[45]\d\d\b"
+                        r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z\s{1,3}(?:ERROR|CRITICAL)\s\S")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
