@@ -373,9 +373,10 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "CMake Error", "ninja: build stopped",  # a C/C++ build: "CMake Error at x.cmake:231 (message):"
                   "[error]",  # a lower-case level in brackets (RunPod's worker log): "[error]Please install vllm[audio] ..."
                   "‘error’", "“error”",  # an error body whose quotes a word processor curled: “object": ‘error’
-                  "mpirun detected",
-                  "× ", '"finish_reason":"error"', '"finish_reason": "error"',
-                  "Failed to load resource", "error_type", "Run failed: ", '"status": 5', '"status": 4')  # Open MPI's end of a job one of whose processes exited non-zero
+                  "mpirun detected",  # Open MPI's end of a job one of whose processes exited non-zero
+                  "× ", '"finish_reason":"error"', '"finish_reason": "error"',  # pip's and uv's error box; a failed generation
+                  "Failed to load resource", "error_type", "Run failed: ",  # a browser console; a plugin's JSON; Dify
+                  '"status": 5', '"status": 4')  # a web framework's JSON error with its status
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -471,7 +472,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|[\"']error_type[\"']: ?[\"'][\w.]{1,80}(?:Error|Exception)[\"']"
                         # a workflow's failed run (Dify: "Run failed: Invalid context structure: ..."), and a web
                         # framework's JSON error with its status ({"code": "internal_server_error", ..., "status": 500})
-                        r"|^Run failed: \S|\{\"code\": ?\"\w{3,60}\", ?\"message\": ?\"[^\n]{0,600}\"status\": ?[45]\d\d\b"
+                        r"|^`?Run failed: \S|\{\"code\": ?\"\w{3,60}\", ?\"message\": ?\"[^\n]{0,600}\"status\": ?[45]\d\d\b"
                         r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z\s{1,3}(?:ERROR|CRITICAL)\s\S")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
