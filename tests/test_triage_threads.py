@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 40  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 41  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -167,7 +167,10 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      # round 39: Dify's own "Query or prefix prompt is too long" and DeepEP's "expert_indices.size(1)
                      # == args->top_k (1 vs. 6)" check: messages in no error form the scanner knows, alone in the copy
                      "r39a-dify-llama32-vision-local-image-prompt-too-long",
-                     "r39b-deepep-v2-trtllm-bf16-expert-indices-top-k-mismatch"}
+                     "r39b-deepep-v2-trtllm-bf16-expert-indices-top-k-mismatch",
+                     # round 40: a hand-typed, misspelt copy of a registry error ("faited to be inspected") in no error
+                     # form, with nothing else in it
+                     "r40a-qwen25vl-registry-arch-failed-inspected-transcribed"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -523,6 +526,28 @@ LABEL_DIFFERS = {
     "r39a-ragflow-0221-gpustack-qwen25vl-unexpected-kwarg-unused": "version",
     "r39a-ragflow-0221-vllm-qwen25vl-7b-unexpected-kwarg-unused": "version",
     "r39a-ragflow-0221-deepseek-ocr-openai-compatible-unexpected-kwarg-unused": "version",
+    # round 40: errors of other engines and projects with no cause a vLLM log would show (lmdeploy's GEMM-config warning
+    # and TurboMind assertion, LLaMA-Factory's terminal chat counting images, Yi-VL's projector type, SGLang's missing
+    # preprocessor config), a Marlin GEMM's size_k and an XPU MoE repack missing with no cause in the copy, and vLLM's
+    # "fatal signal" shutdown followed by "Killed" (its own SIGKILL, no evidence of the OOM killer): unknown-error or
+    # no finding
+    "r40a-lmdeploy-internvl2-8b-windows-gemm-config-warning": "none",
+    "r40a-lmdeploy-qwen-vl-chat-turbomind-assertion-cuda12": "none",
+    "r40a-llamafactory-cli-chat-qwen2vl-len-images-less-than-image-tokens": "none",
+    "r40a-yi-vl-6b-llava-unknown-projector-type": "none",
+    "r40a-sglang-llava-onevision-72b-no-preprocessor-config": "none",
+    "r40b-gemma4-qat-w4a16-ct-marlin-gemm-size-k-doubled": "none",
+    "r40b-xpu-ct-wna16-moe-gptq-marlin-repack-missing": "none",
+    "r40b-mistral31-awq-24g-v1-fatal-signal-killed": "none",
+    # a hand-typed copy of "Model architectures [...] failed to be inspected" whose typos ("faited", "0wen2_5 _VL")
+    # no pattern reads, with nothing else in it
+    "r40a-qwen25vl-registry-arch-failed-inspected-transcribed": "none",
+    # "2816 multimodal tokens to 2817 placeholders" (mm-placeholder-off-by-one, version: the transformers/vLLM pairing
+    # bug issue 13 names); the collector read the count as mm-limits
+    "r40a-llamafactory-internvl3-8b-hf-vllm-placeholder-mismatch": "version",
+    # SGLang's start-up with Gloo's "Unable to resolve hostname" (gloo-connect-full-mesh as a warning: loopback is
+    # harmless on one machine); the collector counted the warning-only run as other
+    "r40a-sglang-internvl35-video-pr-startup-gloo-hostname-warning": "network",
 }
 
 
