@@ -370,7 +370,7 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "nvcc fatal", "ptxas fatal",  # "nvcc fatal   : Unsupported gpu architecture 'compute_120'" (a JIT build)
                   "error: ",  # a builtin exception retyped in lower case: "valueerror: there is no module ..."
                   "error loading model",  # llama.cpp: "llama_model_load: error loading model: unknown model architecture"
-                  "CMake Error", "ninja: build stopped",  # a C/C++ build: "CMake Error at x.cmake:231 (message):"
+                  "CMake Error", "ninja: build stopped", "FAILED: ",  # a C/C++ build: "CMake Error at x.cmake:231 (message):"
                   "[error]",  # a lower-case level in brackets (RunPod's worker log): "[error]Please install vllm[audio] ..."
                   "‘error’", "“error”",  # an error body whose quotes a word processor curled: “object": ‘error’
                   "mpirun detected",  # Open MPI's end of a job one of whose processes exited non-zero
@@ -454,7 +454,7 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # ptxas' per-line error and setuptools' failed compiler command
                         r"|\bptxas [^\n]{0,300}?; error\s{0,4}: |^error: command '[^'\n]{1,300}' failed with exit code \d{1,4}"
                         # a C/C++ build's failure, also indented under pip's output: CMake's error, ninja's stop
-                        r"|^\s{0,12}CMake Error(?: at [^\n]{1,400})?:|^\s{0,12}ninja: build stopped: "
+                        r"|^\s{0,12}CMake Error(?: at [^\n]{1,400})?:|^\s{0,12}ninja: build stopped: |^\s{0,12}FAILED: [\w/.-]{1,400}\.o\s*$"
                         # llama.cpp's server failing a request: "task 1 - error: internal_error"
                         r"|^task \d{1,9} - error: \S"
                         # a tool's own lower-case error line (tritonserver's "error: creating server: Internal - failed to
@@ -552,7 +552,7 @@ def _status_line(line: str) -> bool:
 
 # ", in f" may be wrapped onto the next line by the terminal the log was copied from
 # (a copy may have lost the opening quote: 'File /envs/x/lib/python3.11/site-packages/pydantic/v1/main.py", line 341')
-_TB_FRAME = re.compile(r'File (?:"[^"\n]{1,400}|/[^"\n]{1,400}\.py)", line \d{1,7}(?:, in |,?[ \t]*$)')
+_TB_FRAME = re.compile(r'File (?:"[^"\n]{1,400}|/[^"\n]{1,400}\.py)", line \d{1,7}(?:, in | in |,?[ \t]*$)')  # " in ": faulthandler's
 
 
 # IPython / Jupyter: "File ~/x/llm.py:177, in LLM.__init__(self, ...)", in a notebook as a link
