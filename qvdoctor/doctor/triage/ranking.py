@@ -12,6 +12,7 @@ import re
 
 from qvdoctor.doctor.triage.scanning import (
     _ERROR_MARKERS,
+    _IPY7_FRAME,
     _TRACEBACK,
     Hit,
     _last_frame,
@@ -379,7 +380,7 @@ def _line_of(text: str, pos: int) -> str:
 # pytest's ('/x/y.py:285: in forward'), and IPython 7's header with the function's signature, whose parameter names
 # (disable_custom_all_reduce, ...) are code, not what failed ('/x/llm.py in __init__(self, model, ...)')
 _FRAME_PATH = re.compile(r'File "[^"\n]{0,400}(?:"|$)|[\w./~+-]{1,400}\.py(?=:\d{1,7}: in |", line \d{1,7}, in )'
-                         r'|\[?(?:/|~/)[^\n\]]{0,400}?\.py(?:\]\([^)\n]{0,400}\))? in [\w.<>]{1,120}\([^\n]{0,4000}')
+                         r'|' + _IPY7_FRAME.pattern + r'[^\n]{0,4000}')
 
 
 def _only_in_frame_paths(line: str, needle: str) -> bool:
