@@ -544,6 +544,10 @@ LABEL_DIFFERS = {
     # "2816 multimodal tokens to 2817 placeholders" (mm-placeholder-off-by-one, version: the transformers/vLLM pairing
     # bug issue 13 names); the collector read the count as mm-limits
     "r40a-llamafactory-internvl3-8b-hf-vllm-placeholder-mismatch": "version",
+    # "No module named 'vllm'" in the vllm/vllm-openai image (python-module-not-found, version: the package missing from
+    # the interpreter: the collectors' guide puts missing modules under version); the thread's cause, a volume mounted over
+    # the directory holding vllm, the collector counted as other (the fix text names that mount)
+    "r25a-runpod-vllm-openai-image-no-module-vllm": "version",
     # SGLang's start-up with Gloo's "Unable to resolve hostname" (gloo-connect-full-mesh as a warning: loopback is
     # harmless on one machine); the collector counted the warning-only run as other
     "r40a-sglang-internvl35-video-pr-startup-gloo-hostname-warning": "network",
@@ -674,6 +678,8 @@ def test_a_terminal_wrapped_frame_is_still_a_traceback():
     "inference causes error `[rank0]: RuntimeError: qvfake went wrong`",
     "vllm return errors: `{'error': {'message': 'qvfake went wrong', 'type': 'Internal Server Error', 'code': 500}}`",
     "[core.py:393] RuntimeError: qvfake went wrong",
+    "panic: runtime error: index out of range [3] with length 3",  # Go's runtime (Ollama's runner)
+    'time=2025-10-17T02:11:54.303Z level=INFO source=server.go:3634 msg="http: panic serving 127.0.0.1:3: qvfake"',
 ])
 def test_failure_lines_without_a_python_exception_are_errors(line):
     """Line forms of round 10's all-clears (fixed after its evaluation): argparse's error (also
@@ -1131,11 +1137,13 @@ def test_native_backtraces_cut_prefixes_and_server_task_errors_are_no_all_clear(
                                   "r38a-ik-llama-gemma4-vision-nan-logits-failed-to-sample",
                                   "r38a-llama-box-smolvlm-invalid-argument-chat-template",
                                   "r38a-ascend-310p-qwen3vl-evalscope-empty-response-list-cut",
-                                  "r38b-colab-llm-init-ipython-frames-engine-core-traceback-cut"])
+                                  "r38b-colab-llm-init-ipython-frames-engine-core-traceback-cut",
+                                  "r41a-vqasynth-llava-cpp-eval-image-embed-failed"])
 def test_other_tools_error_lines_and_notebook_frames_are_no_all_clear(case):
     """Triton's "error: creating server: ...", KServe's and evalscope's logging forms, Open MPI's job end, an OpenAI
-    response with finish_reason "error", a vLLM line quoted as `code`, llama.cpp's GGML_ABORT, a server's "Invalid
-    argument: --flag" and Colab's IPython 7 frames ("[/x/llm.py](url) in __init__(...)") each show a failure."""
+    response with finish_reason "error", a vLLM line quoted as `code`, llama.cpp's GGML_ABORT and "fn : failed to
+    eval", a server's "Invalid argument: --flag" and Colab's IPython 7 frames ("[/x/llm.py](url) in __init__(...)")
+    each show a failure."""
     result = triage_text(read_log(str(THREADS / f"{case}.log")))
     assert result.exit_code == 2 and result.findings[0].status == "fail"
 
