@@ -255,14 +255,16 @@ LABEL_DIFFERS = {
     # GEMV-fast checkpoint (the maintainer: not implemented in vLLM) reads as unknown, since the same message comes
     # from any checkpoint whose shapes differ from the config; the copy whose thread ends in the fixed run (above);
     # "operation not permitted when stream is capturing" in a Windows TP all-reduce, which the catalogue reads as CUDA
-    # graph capture and the collector as the collective; a CPU-branch wheel build that needs GCC 12 (the catalogue:
-    # vllm-source-build-failed, version; the collector: the host toolchain, other); xFormers' "built for PyTorch 2.3.0"
-    # table, which the catalogue answers with its attention-backend entry and the collector counts as version
+    # graph capture and the collector as the collective; xFormers' "built for PyTorch 2.3.0" table, which the
+    # catalogue answers with its attention-backend entry and the collector counts as version
     "r24a-autoawq-gemv-fast-llama3-70b-narrow-exceeds-dim": "none",
     "r24a-hf-hub-mistral-large3-nvfp4-not-safetensors-repo": "none",
     "r24b-windows-tp-allreduce-stream-capturing": "other",
-    "r24b-cpu-prototype-build-wheel-failed": "version",
     "r24b-firefly-xformers-built-for-other-torch": "attention-backend",
+    # pip falling back to the vLLM 0.5.4 sdist, whose build-dependency step fails (vllm-source-build-failed, other, as
+    # collectors count unexplained source builds: 10 of 12 from rounds 24-41); this copy stops before the reason, and
+    # the collector read the commenter's torch pin as version
+    "r24b-pip-install-vllm-054-build-deps-error": "other",
     # round 25: a newest-first log table whose NotImplementedError from copy_blocks has no confirmed cause (the
     # collector: the attention backend Gemma 2 ran on), and two copies whose only error is the API server's generic
     # "Engine process failed to start" (an llm-compressor W8A8 checkpoint; a gfx906 fork's HIP error in another chunk):
@@ -468,10 +470,6 @@ LABEL_DIFFERS = {
     # "cannot import name 'LLM' from 'vllm' (unknown location)": vllm resolved as a namespace package, a directory
     # named vllm without __init__.py (package-shadowed-by-directory, other); the collector counted it as version
     "r37b-import-llm-from-vllm-unknown-location": "other",
-    # pip building vLLM from source, once on Windows (vllm-source-build-failed, version: no wheel fits the machine);
-    # the collector counted the unexplained builds as other
-    "r37b-pip-install-vllm-windows-building-wheel-exit-code-1": "version",
-    "r37b-tgi-local-install-building-editable-vllm-exit-code-1": "version",
     # round 38: errors with no cause in their copy (ik_llama.cpp's GGML_ABORT on NaN logits, llama-box's own option
     # error, dots.ocr's warning-only start-up and its "Failed to apply Qwen2VLProcessor" wrapper without the
     # processor's error, vLLM's "Engine core initialization failed" wrapper alone twice, ROCm's "HIP error: invalid
@@ -493,11 +491,6 @@ LABEL_DIFFERS = {
     # a SIGSEGV whose frame is NCCL's addProxyOpIfNeeded (worker-segfault, multiproc: a native crash of the worker);
     # the collector counted the NCCL function as shm-nccl
     "r38b-2x8-h100-k8s-deepseek-r1-ray-worker-sigsegv-addproxyopifneeded": "multiproc",
-    # vLLM built from source (an sdist on a Jetson, twice; cmake --build on a GH200): vllm-source-build-failed,
-    # version; the collector counted the unexplained builds as other
-    "r38b-gh200-aarch64-source-build-cmake-calledprocesserror-inline": "version",
-    "r38b-jetson-agx-orin-pip-install-vllm-sdist-getting-requirements-exit-code-1": "version",
-    "r38b-jetson-agx-orin-tuna-mirror-pip-install-vllm-054-getting-requirements-exit-code-1": "version",
     # round 39: errors of applications in front of a server, with no cause a vLLM log would show (Dify's prompt-length
     # check and a cloud model's missing user role, Open WebUI's console 400, LiteLLM's ollama_chat base64, LlamaIndex's
     # callback manager and Ollama's "no slots available", LM Studio's empty input buffer), DeepEP's top_k check,
