@@ -377,7 +377,8 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "× ", '"finish_reason":"error"', '"finish_reason": "error"',  # pip's and uv's error box; a failed generation
                   "Failed to load resource", "error_type", "Run failed: ",  # a browser console; a plugin's JSON; Dify
                   '"status": 5', '"status": 4',  # a web framework's JSON error with its status
-                  "panic: ", "panic serving ", " : failed to ")  # Go's panics (Ollama); llama.cpp's "fn : failed to eval"
+                  "panic: ", "panic serving ", " : failed to ",  # Go's panics (Ollama); llama.cpp's "fn : failed to eval"
+                  "✘ ", "Missing ", "' object has no attribute '")  # docker compose; MLX's load_weights; "Failed to x: 'A' object ..."
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -477,7 +478,12 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z\s{1,3}(?:ERROR|CRITICAL)\s\S"
                         # Go's runtime panic and net/http's recovered one (Ollama: "http: panic serving 127.0.0.1:5: ..."),
                         # and llama.cpp's "function : failed to ..." ("llava_eval_image_embed : failed to eval")
-                        r"|^panic: \S|\bhttp: panic serving \S|^\s{0,4}[a-z_][a-z0-9_]{2,60} : failed to \w")
+                        r"|^panic: \S|\bhttp: panic serving \S|^\s{0,4}[a-z_][a-z0-9_]{2,60} : failed to \w"
+                        # docker compose's failed step (" ✘ Image vllm/vllm-openai:x Error failed to resolve ..."), MLX's
+                        # load_weights without its exception type ("Missing 393 parameters: "), and a Python error's
+                        # text behind a tool's "Failed to save /m: 'OPTConfig' object has no attribute 'x'"
+                        r"|^\s{0,4}✘ (?:Image|Container|Network|Volume|Service) \S{1,300} Error\b|^Missing \d{1,7} parameters: ?$"
+                        r"|\bFailed to \w{2,30} [^\n]{0,300}: '[\w.]{1,80}' object has no attribute '\w{1,80}'")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
