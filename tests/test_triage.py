@@ -68,7 +68,10 @@ def test_every_pattern_fires_on_some_example():
     for path in THREADS.glob("*.log"):
         fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(errors="replace"), SIGS.values(), hints=True)
                   if h.pattern.engine in ("topic", "module")}
-    missing = [(s.entry.id, p.index, p.needle) for s in SIGS.values() for p in s.patterns if (s.entry.id, p.index) not in fired]
+    # a frame name's call on a source line ("    smart_resize(") is the same name as its frame hint, matched one line
+    # further in: test_words_in_commands_... pins that reading on a real copy
+    missing = [(s.entry.id, p.index, p.needle) for s in SIGS.values() for p in s.patterns
+               if (s.entry.id, p.index) not in fired and p.engine != "call"]
     assert missing == []
 
 

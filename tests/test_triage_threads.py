@@ -1163,10 +1163,14 @@ def test_other_tools_error_lines_and_notebook_frames_are_no_all_clear(case):
     ("r38b-colab-llm-init-ipython-frames-engine-core-traceback-cut", "custom-allreduce-failed", "traceback-cut"),
     # cmake's build target vllm_flash_attn_c is no FlashAttention on an old GPU: a vLLM source build failed
     ("r38b-gh200-aarch64-source-build-cmake-calledprocesserror-inline", "flash-attn-needs-ampere", "vllm-source-build-failed"),
+    # a copy cut right after the last frame's source line 'sanity_check_mm_encoder_outputs(': the call names the
+    # failing check; the profile_run frame it was called from (and its topic word) is no out-of-memory evidence
+    ("r42a-internvl3-38b-hf-tp4-profile-run-sanity-check-mm-encoder-cut", "cuda-oom", "mm-encoder-output-count"),
 ])
 def test_words_in_commands_signatures_and_build_targets_are_no_evidence(case, wrong, right):
-    """A topic word the ladder would read as the failure (a .gguf path, a parameter name, a build target) stands in
-    the user's command, a frame's signature or cmake's target list: the prescription it would bring is wrong."""
+    """A topic word the ladder would read as the failure (a .gguf path, a parameter name, a build target, a stage's
+    frame) stands in the user's command, a frame's signature or cmake's target list, or in a frame that called the
+    failing one: the prescription it would bring is wrong."""
     result = triage_text(read_log(str(THREADS / f"{case}.log")))
     assert result.findings[0].id == right and result.findings[0].status == "fail"
     assert wrong not in [f.id for f in result.findings]

@@ -13,6 +13,7 @@ import re
 from qvdoctor.doctor.triage.scanning import (
     _ERROR_MARKERS,
     _IPY7_FRAME,
+    _TB_FRAME,
     _TRACEBACK,
     Hit,
     _last_frame,
@@ -453,6 +454,8 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     in_tb = [h for h in in_tb if h.start not in explained and not _path_word(text, h, error[0], msg_end)
              and not _routine_nccl(text, h, in_tb, region) and not _SHELL_COMMAND.match(_line_of(text, h.start))]
     on_error = [h for h in on_error if not _path_word(text, h, error[0], msg_end)]
+    if cut and _TB_FRAME.search(error[1][:2000]):  # the "error" is the last frame of a cut copy: its words are a frame's
+        on_error = []
     # with the exception's message in the log, only the frame that raised it speaks for it: a known frame or word
     # further out ("init_process_group" above an AttributeError from "collective_rpc") is where the call came from
     stated = not cut and bool(_STATED.search(error[1][:2000]))
@@ -460,7 +463,7 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     steps = (
         ("exception", [h for h in on_error if h.pattern.engine == "exception"], "exception"),
         ("topic", [h for h in on_error if h.pattern.engine == "topic"], "topic-line"),
-        ("frame", [h for h in innermost if h.pattern.engine in ("frame", "module")], "frame"),
+        ("frame", [h for h in innermost if h.pattern.engine in ("frame", "call", "module")], "frame"),
         ("topic", [h for h in innermost if h.pattern.engine == "topic"], "topic"),
         ("exception", [h for h in in_tb if h.pattern.engine == "exception"], "exception"),
     )
@@ -484,8 +487,10 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
         hit.line = _number_lines(text, [hit.start])[hit.start]
         hit.text = text[hit.start:min(hit.end, hit.start + EVIDENCE_CHARS * 4)]
         needle = hit.pattern.needle
-        name = needle[3:] if hit.pattern.engine == "frame" else needle[:-1] if hit.pattern.engine == "exception" else needle
-        if hit.pattern.engine == "frame":
+        name = needle[3:] if hit.pattern.engine == "frame" else needle[:-1] if hit.pattern.engine in ("exception", "call") else needle
+        if hit.pattern.engine == "call":
+            why = f"the traceback's innermost source line calls `{name}`, which fails this way; the copy stops before its message"
+        elif hit.pattern.engine == "frame":
             why = f"the traceback was raised from `{name}`, which fails this way; the message line is missing or not recognised"
         elif hit.pattern.engine == "module":
             why = f"the innermost known frame is in `{name}`, which fails this way; the message line is missing or not recognised"

@@ -116,9 +116,14 @@ def signature_of(entry: CheckEntry) -> Signature | None:
         if not isinstance(path, str) or not _MODULE.fullmatch(path):
             raise QvError(f"{where}: modules take a source path fragment (vllm/multimodal/video), not {path!r}")
     n = len(patterns)
-    for k, name in enumerate(frames):  # 'File "...", line 231, in _check_if_gpu_supports_dtype'
+    for k, name in enumerate(frames):  # 'File "...", line 231, in _check_if_gpu_supports_dtype', also with the path's start cut
         patterns.append(Pattern(entry.id, n + k, f"in {name}", _compile(
-            r'File "[^"\n]{0,400}", line \d{1,7}, in ' + re.escape(name) + r'(?!\w)', where), HINT, "frame"))
+            r'(?m)(?:File "[^"\n]{0,400}|^[^"\s]{1,400}\.py)", line \d{1,7}, in ' + re.escape(name) + r'(?!\w)', where), HINT, "frame"))
+    n = len(patterns)
+    for k, name in enumerate(frames):  # the last frame's source line calls it: '    sanity_check_mm_encoder_outputs(' (cut there)
+        patterns.append(Pattern(entry.id, n + k, f"{name}(", _compile(
+            r'(?m)^(?:[^\n]{0,300}?\S)?[ \t]{4,40}(?:return |await |[\w.,\[\] ]{1,80} = )?(?:[\w.]{1,120}\.)?'
+            + re.escape(name) + r'\(', where), HINT, "call"))
     n = len(patterns)
     for k, name in enumerate(exceptions):  # 'torch.OutOfMemoryError: CUDA out of' (message cut)
         patterns.append(Pattern(entry.id, n + k, f"{name}:", _compile(
