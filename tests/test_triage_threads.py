@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 42  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 43  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -172,7 +172,13 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      "r40a-qwen25vl-registry-arch-failed-inspected-transcribed",
                      # round 41: a v0.6.3 api_server start on WSL (pin_memory and embedding_mode warnings, shard
                      # loading) cut at an empty route line, before the failure of its title
-                     "r41b-wsl-qwen25-7b-api-server-pin-memory-routes-cut"}
+                     "r41b-wsl-qwen25-7b-api-server-pin-memory-routes-cut",
+                     # round 42: vLLM 0.6's "has a bug inside vision module, so we use xformers" WARNINGs, the
+                     # flash-attention-v100 plugin's rotary fallback WARNINGs, torch's optree FutureWarning with
+                     # TensorFlow's notice, and one fragment of a frame ("line 270, in _inner_hf_hub_downlo"), each cut
+                     # before the failure of their titles
+                     "r42b-molmo-tp2-l4-flash-attn-vision-warning-cut", "r42b-v100-flash-attn-v100-backend-rotary-cut",
+                     "r42b-databricks-v1-torch-compile-hang-cut", "r42b-ray-serve-llm-revision-snapshot-download-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -557,6 +563,20 @@ LABEL_DIFFERS = {
     # unknown-error, not a guess
     "r41a-vqasynth-llava-cpp-eval-image-embed-failed": "none",
     "r41b-skyrl-ray-engine-core-init-failed-eaddrinuse-wrapper": "none",
+    # round 42: errors with no cause in their threads (oMLX's "Missing 393 parameters:" for a text-only model it took for
+    # a VLM, LM Studio's exit code, a view/shape error in Qwen2.5-VL attention, V0 Qwen2-VL's merge of image embeddings
+    # into 0 placeholders with prefix caching, get_rope_index's mask in Visual-RFT training, an asyncio timeout under
+    # AsyncEngineDeadError): unknown-error, not a guess
+    "r42a-omlx-text-only-qwen35-marked-vlm-missing-vision-tower-params": "none",
+    "r42a-lmstudio-qwen3-vl-30b-rtx3090-failed-to-load-exit-code": "none",
+    "r42a-qwen25vl-rank6-query-states-view-shape-invalid": "none",
+    "r42a-qwen2-vl-7b-prefix-caching-image-merge-embeddings-shape-mismatch": "none",
+    "r42a-visual-rft-qwen25vl-get-rope-index-mask-indexerror": "none",
+    "r42b-mixtral-tp4-async-engine-dead-timeout": "none",
+    # TokenSwift's Medusa layers in a Qwen2.5 checkpoint ("KeyError: 'medusa_layers.0.input_layernorm.weight'":
+    # checkpoint-weight-unknown, version: modules this release's implementation has no place for); the maintainer's
+    # "not yet connected to vllm" the collector counted as other
+    "r42a-tokenswift-qwen25-7b-vllm-load-weights-keyerror-medusa-layers": "version",
 }
 
 
@@ -576,9 +596,9 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 1031 of the 2020 scored are cut before their message (rounds 10-41 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
-    # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33)
-    assert s["family_rate"] >= 0.48 and s["fix_rate"] >= 0.75, s["misses"]  # 984/2020 and 126/166 at round 42
+    # 1083 of the 2090 scored are cut before their message (rounds 10-42 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52)
+    assert s["family_rate"] >= 0.48 and s["fix_rate"] >= 0.75, s["misses"]  # 1007/2090 and 128/168 at round 43
 
 
 # --------------------------------------------------------------------------- the fallback ladder
