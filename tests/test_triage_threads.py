@@ -1166,12 +1166,17 @@ def test_native_backtraces_cut_prefixes_and_server_task_errors_are_no_all_clear(
                                   "r38b-colab-llm-init-ipython-frames-engine-core-traceback-cut",
                                   "r41a-vqasynth-llava-cpp-eval-image-embed-failed",
                                   "r42a-omlx-text-only-qwen35-marked-vlm-missing-vision-tower-params",
-                                  "r42b-club3090-nightly-tag-not-hosted-cut"])
+                                  "r42b-club3090-nightly-tag-not-hosted-cut",
+                                  "r43a-runpod-worker-use-beam-search-unexpected-kwarg",
+                                  "r43b-sagemaker-tfserving-servable-not-found-ping",
+                                  "r43b-sagemaker-enginecore-executor-init-cut"])
 def test_other_tools_error_lines_and_notebook_frames_are_no_all_clear(case):
     """Triton's "error: creating server: ...", KServe's and evalscope's logging forms, Open MPI's job end, an OpenAI
     response with finish_reason "error", a vLLM line quoted as `code`, llama.cpp's GGML_ABORT and "fn : failed to
     eval", a server's "Invalid argument: --flag", Colab's IPython 7 frames ("[/x/llm.py](url) in __init__(...)"),
-    MLX's "Missing 393 parameters:" and docker compose's " ✘ Image x Error failed to resolve" each show a failure."""
+    MLX's "Missing 393 parameters:", docker compose's " ✘ Image x Error failed to resolve", a JSON log line's
+    "level": "ERROR", nginx's "[error] 19#19:" and a CloudWatch export of vLLM's coloured ERROR frames
+    ('1756144012376,"#033[1;36m(EngineCore_0 pid=75)#033[0;0m ERROR ...  File ""/x.py"", line 80') each show a failure."""
     result = triage_text(read_log(str(THREADS / f"{case}.log")))
     assert result.exit_code == 2 and result.findings[0].status == "fail"
 

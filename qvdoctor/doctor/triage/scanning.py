@@ -378,7 +378,8 @@ _ERROR_MARKERS = ("Error", "Exception", "ERROR", "CRITICAL", "Fatal Python error
                   "Failed to load resource", "error_type", "Run failed: ",  # a browser console; a plugin's JSON; Dify
                   '"status": 5', '"status": 4',  # a web framework's JSON error with its status
                   "panic: ", "panic serving ", " : failed to ",  # Go's panics (Ollama); llama.cpp's "fn : failed to eval"
-                  "✘ ", "Missing ", "' object has no attribute '")  # docker compose; MLX's load_weights; "Failed to x: 'A' object ..."
+                  "✘ ", "Missing ", "' object has no attribute '",  # docker compose; MLX's load_weights; "Failed to x: 'A' object ..."
+                  '"level": "ERROR"', '"level":"ERROR"', "[error] ", "EXHAUSTED: ")  # JSON logging; nginx; XLA
 _TRACEBACK = "Traceback (most recent call last)"  # only when no exception line is found (a cut-off log)
 _HTTP_MARKERS = ('HTTP/1.1" ', 'HTTP/1.0" ', 'HTTP/2" ', 'HTTP/2.0" ')  # an access-log line, only when nothing else looks like an error
 # a client's bare status line: "400 As of transformers v4.44, default chat template is no longer allowed ..."
@@ -387,11 +388,15 @@ _STATUS_MARKERS = tuple(f"{code} " for code in (400, 401, 403, 404, 405, 408, 41
 _STATUS_LINE = re.compile(r"(?:[>▎][ \t]?){0,3}[ \t]{0,4}[45]\d\d \"?[A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")  # also 404 "Model ..."
 _PREFIX = re.compile(
     r"(?:[>▎`][ \t]?){0,3}"  # a thread's quote marks, or the backtick of a line quoted as `code`
+    r"(?:\d{13},\"?)?"  # a CloudWatch export's epoch milliseconds: 1756144012376,"(EngineCore_0 pid=75) ERROR ...
     # docker build's (BuildKit) step and elapsed seconds: "#12 291.9 ERROR: ...", or copied as "291.9   ERROR: ..."
     r"(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4}(?=\S))?"
     # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
     r"(?P<ts>\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\]?\s{1,3})?"
-    r"(?:\s{0,8}(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
+    # a process tag, also in the colour vLLM gives it on a terminal, its escape lost or spelt out ("[1;36m(APIServer
+    # pid=670293)[0;0m", CloudWatch's "#033[1;36m")
+    r"(?:\s{0,8}(?:(?:\x1b|#033)?\[[\d;]{1,12}m)?(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)"
+    r"(?:(?:\x1b|#033)?\[[\d;]{1,12}m)?|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
     r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
     r"(?:\[[\w./]{1,80}:\d{1,6}\]|[\w./]{1,80}:\d{1,6}\])\s?"  # newer releases: "[renderers/hf.py:128]"
     # the same prefix with its level and time cut off by the copy: "[core.py:393] RuntimeError: ..."
@@ -483,7 +488,13 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         # load_weights without its exception type ("Missing 393 parameters: "), and a Python error's
                         # text behind a tool's "Failed to save /m: 'OPTConfig' object has no attribute 'x'"
                         r"|^\s{0,4}✘ (?:Image|Container|Network|Volume|Service) \S{1,300} Error\b|^Missing \d{1,7} parameters: ?$"
-                        r"|\bFailed to \w{2,30} [^\n]{0,300}: '[\w.]{1,80}' object has no attribute '\w{1,80}'")
+                        r"|\bFailed to \w{2,30} [^\n]{0,300}: '[\w.]{1,80}' object has no attribute '\w{1,80}'"
+                        # a JSON log line's level (RunPod's worker: {"message": "...", "level": "ERROR"}), nginx's error
+                        # log ("2022/06/15 21:08:37 [error] 19#19: *1 js: failed ping"), and XLA's resource errors
+                        # ("EXHAUSTED: Ran out of memory in memory space vmem", "RESOURCE_EXHAUSTED: ...")
+                        r"|\"level(?:name)?\": ?\"(?:ERROR|CRITICAL|FATAL|error|critical|fatal)\""
+                        r"|^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(?:error|crit|alert|emerg)\] \d{1,10}#\d{1,10}: "
+                        r"|^(?:RESOURCE_)?EXHAUSTED: \S")
 # an access-log line with a 4xx/5xx status: "POST /v1/completions HTTP/1.1" 400 Bad Request
 _HTTP_ERROR = re.compile(r'"(?:GET|POST|PUT|PATCH|DELETE) /[^"\n]{0,300} HTTP/[12](?:\.[01])?" [45]\d\d\b')
 _FRAME = re.compile(r"\s|File \"|During handling of the above|The above exception")
@@ -562,7 +573,7 @@ def _status_line(line: str) -> bool:
 
 # ", in f" may be wrapped onto the next line by the terminal the log was copied from
 # (a copy may have lost the opening quote: 'File /envs/x/lib/python3.11/site-packages/pydantic/v1/main.py", line 341')
-_TB_FRAME = re.compile(r'File (?:"[^"\n]{1,400}|/[^"\n]{1,400}\.py)", line \d{1,7}(?:, in | in |,?[ \t]*$)')  # " in ": faulthandler's
+_TB_FRAME = re.compile(r'File (?:""?[^"\n]{1,400}|/[^"\n]{1,400}\.py)""?, line \d{1,7}(?:, in | in |,?[ \t]*$)')  # " in ": faulthandler's; ""x"": a CSV export's quoting
 
 
 # IPython / Jupyter: "File ~/x/llm.py:177, in LLM.__init__(self, ...)", in a notebook as a link
