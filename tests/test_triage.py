@@ -659,7 +659,7 @@ def test_a_printed_segfault_outranks_rays_oom_guess():
     assert nccl.patch.env == {"NCCL_DEBUG": "INFO"}
     actor = triage_file(EXAMPLES / "worker-segfault-ray-actor.log")
     assert actor.root.id == "worker-segfault" and actor.root.patch.env == {}
-    assert any(f.id == "ray-worker-oom-killed" and f.role != "root" for f in actor.findings)
+    assert any(f.id == "ray-worker-died" and f.role != "root" for f in actor.findings)
 
 
 CHAT_CHILD = """

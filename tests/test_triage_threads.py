@@ -243,9 +243,9 @@ LABEL_DIFFERS = {
     # "There is no module or parameter named 'resampler.kv_proj.weight'" is checkpoint-weight-unknown (version); the
     # thread's int4 context makes it quant-alignment
     "r22a-minicpmo26-int4-v081-resampler-kv-proj": "version",
-    # Ray's "Worker exit type: SYSTEM_ERROR ... (1) killed by SIGKILL by OOM killer" list (ray-worker-oom-killed, which
-    # says it is Ray's first-listed cause); the thread blames a KeyError: 'bundles' that is not in the copy
-    "r22b-v1-ray-llm-actor-died-bundles-keyerror": "oom",
+    # Ray's "Worker exit type: SYSTEM_ERROR ... (1) killed by SIGKILL by OOM killer" list (ray-worker-died, multiproc:
+    # a worker that exited without a Python error); the thread blames a KeyError: 'bundles' that is not in the copy
+    "r22b-v1-ray-llm-actor-died-bundles-keyerror": "multiproc",
     # NCCL set-up output that stops (two hangs): the start-up stop warning, which names no family
     "r22b-tp2-p2p-disabled-nccl-ras-bind-address-in-use-hang": "none",
     "r22b-torchrun-2gpu-wifi-bootstrap-nccl-hang": "none",
@@ -339,12 +339,6 @@ LABEL_DIFFERS = {
     # httpx's "All connection attempts failed" while olmocr polls its own server: nothing listens (network); the
     # collector counted the thread's unknown cause as other
     "r29a-olmocr-pipeline-all-connection-attempts-failed-loop": "network",
-    # Ray's dead-actor message with its list of causes and no SIGSEGV printed: ray-worker-oom-killed (OOM first, as
-    # Ray lists it); the collector counted a dying worker as multiproc
-    "r29b-vgpu-raylet-worker-died-engine-core-failed": "oom",
-    "r29b-rlinf-latest-commit-actor-dead-sigsegv": "oom",
-    "r29b-rocm-piecewise-ray-actor-died": "oom",
-    "r29b-serverlessllm-raylet-worker-died-quote": "oom",
     # round 30: errors of programs with no vLLM cause in the text (mlx-vlm's config dict, PaddleOCR-VL's C++ abort on a
     # Jetson, SGLang/flash-attention's RNG call inside CUDA-graph capture twice, torch.compile's fake-tensor errors in
     # tt-xla and ServerlessLLM), xformers' bundled Hopper kernel's "invalid argument" on an RTX 5080, a 404 for a model
@@ -493,10 +487,6 @@ LABEL_DIFFERS = {
     # V0's "Error in model execution ... shape mismatch" (model-execution-error, other: the crashed step's own error,
     # with its input dump); the collector read the feature/placeholder count behind it as mm-limits
     "r38a-qwen2vl-7b-awq-064-shape-mismatch-mqllmengine-dead": "other",
-    # Ray's "Worker unexpectedly exits with a connection error code 2 ... (1) killed by SIGKILL by OOM killer"
-    # (ray-worker-oom-killed, oom: the first of the causes Ray lists is the usual one); the collector counted the
-    # dead worker as multiproc
-    "r38b-8xh100-llama3-70b-ray-worker-exit-system-error-connection-eof": "oom",
     # a SIGSEGV whose frame is NCCL's addProxyOpIfNeeded (worker-segfault, multiproc: a native crash of the worker);
     # the collector counted the NCCL function as shm-nccl
     "r38b-2x8-h100-k8s-deepseek-r1-ray-worker-sigsegv-addproxyopifneeded": "multiproc",
@@ -577,6 +567,10 @@ LABEL_DIFFERS = {
     # checkpoint-weight-unknown, version: modules this release's implementation has no place for); the maintainer's
     # "not yet connected to vllm" the collector counted as other
     "r42a-tokenswift-qwen25-7b-vllm-load-weights-keyerror-medusa-layers": "version",
+    # the raylet's "A worker died or was killed ... by an unexpected system error" alone (ray-worker-died, multiproc, as
+    # collectors count a dead worker 6 to 1 since round 22); round 2's thread traced it to host RAM, which the copy does
+    # not show
+    "r2-ray-worker-killed-ram-oom": "multiproc",
 }
 
 
