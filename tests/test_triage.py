@@ -651,6 +651,15 @@ def test_a_refused_local_connection_is_the_server_not_the_hub():
     assert triage_file(EXAMPLES / "hf-hub-unreachable.log").root.id == "hf-hub-unreachable"
 
 
+def test_no_platform_at_all_is_told_apart_from_no_nvidia_gpu():
+    """"Failed to infer device type" (vLLM found no platform: a TPU whose torch_xla does not load, round 43) names the
+    other platforms' packages; "No CUDA GPUs are available" keeps the NVIDIA advice only."""
+    none = triage_text("RuntimeError: Failed to infer device type\n").root
+    assert none.id == "no-nvidia-gpu" and "TPU" in none.title and "torch_xla" in none.fix
+    cuda = triage_text("RuntimeError: No CUDA GPUs are available\n").root
+    assert cuda.id == "no-nvidia-gpu" and "TPU" not in cuda.title + cuda.fix and "--gpus all" in cuda.fix
+
+
 def test_a_printed_segfault_outranks_rays_oom_guess():
     """Ray's dead-worker message lists the OOM killer first; when the worker's own SIGSEGV is in the log, the
     segfault is the root (NCCL's proxy frame gets NCCL's advice) and the OOM reading only contributes."""
