@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 43  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 44  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -178,7 +178,10 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      # TensorFlow's notice, and one fragment of a frame ("line 270, in _inner_hf_hub_downlo"), each cut
                      # before the failure of their titles
                      "r42b-molmo-tp2-l4-flash-attn-vision-warning-cut", "r42b-v100-flash-attn-v100-backend-rotary-cut",
-                     "r42b-databricks-v1-torch-compile-hang-cut", "r42b-ray-serve-llm-revision-snapshot-download-cut"}
+                     "r42b-databricks-v1-torch-compile-hang-cut", "r42b-ray-serve-llm-revision-snapshot-download-cut",
+                     # round 43: a LLaMA-Factory start-up (DeepSpeed's INFO lines, a ddp_find_unused_parameters WARNING)
+                     # cut before the launcher failure of its title
+                     "r43a-llamafactory-h20-lora-ddp-warning-launcher-failed-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -571,6 +574,20 @@ LABEL_DIFFERS = {
     # collectors count a dead worker 6 to 1 since round 22); round 2's thread traced it to host RAM, which the copy does
     # not show
     "r2-ray-worker-killed-ram-oom": "multiproc",
+    # round 43: errors with no cause in their threads (OpenVINO's chunked prefill with prefix caching, a Jetson's
+    # UnboundLocalError in current_memory_usage, pip's hook traceback on macOS cut in get_requires, RunPod's "Task
+    # finished unexpectedly" wrapper with its traceback cut, nginx's "failed ping" in front of TensorFlow Serving's
+    # "Servable not found", verl's ActorDiedError whose CUDA error only the title names): unknown-error or a cut
+    # traceback, not a guess
+    "r43a-openvino-chunked-prefill-with-prefix-caching-runtimeerror": "none",
+    "r43b-jetson-orin-nvml-unbound-mem": "none",
+    "r43b-macos-pip-build-wheel-requirements-exit-1": "none",
+    "r43b-runpod-task-finished-unexpectedly-70b": "none",
+    "r43b-sagemaker-tfserving-servable-not-found-ping": "none",
+    "r43b-verl-rollout-actor-died-unspecified-launch": "none",
+    # "Failed to infer device type" on a TPU (no-nvidia-gpu, other: vLLM found no platform, its fix names torch_xla);
+    # the collector counted the torch_xla nightly of the title as version
+    "r43b-tpu-xla-nightly-failed-to-infer-device-type": "other",
 }
 
 
@@ -590,9 +607,9 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 1083 of the 2090 scored are cut before their message (rounds 10-42 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
-    # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52)
-    assert s["family_rate"] >= 0.48 and s["fix_rate"] >= 0.75, s["misses"]  # 1007/2090 and 128/168 at round 43
+    # 1115 of the 2136 scored are cut before their message (rounds 10-43 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32)
+    assert s["family_rate"] >= 0.48 and s["fix_rate"] >= 0.75, s["misses"]  # 1027/2136 and 129/169 at round 44
 
 
 # --------------------------------------------------------------------------- the fallback ladder
