@@ -12,6 +12,7 @@ import re
 
 from qvdoctor.doctor.triage.scanning import (
     _ERROR_MARKERS,
+    _CPP_FRAME,
     _IPY7_FRAME,
     _TB_FRAME,
     _TRACEBACK,
@@ -209,7 +210,7 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
 
     role_of = {m.sig.entry.id: m.role for m in matched}
     hit_role = {h.start: h.pattern.role or role_of[h.pattern.entry_id] for h in hits}
-    harmless = {start for start, role in hit_role.items() if role in ("benign", "warning")}
+    harmless = _with_backtrace(text, {start for start, role in hit_role.items() if role in ("benign", "warning")})
     teardown = teardown_lines(text)  # what a server logs while it is stopped on request is no failure
     error = last_error(text, harmless | teardown) if root is None else None
     unknown_error = error
@@ -428,6 +429,24 @@ def _routine_nccl(text: str, hit: Hit, in_tb: list[Hit], region: str) -> bool:
         return False
     return not any(h is not hit and h.pattern.entry_id == hit.pattern.entry_id and "nccl" in h.pattern.needle.lower()
                    and not _routine(_line_of(text, h.start)) for h in in_tb)
+
+
+def _with_backtrace(text: str, starts: set[int]) -> set[int]:
+    """``starts`` and the lines of a C++ backtrace right under one of them ("frame #3: c10d::TCPStore::check(...)"):
+    the frames of an exception a signature explains as harmless or a warning are no evidence of another failure."""
+    out = set(starts)
+    for start in starts:
+        pos = text.find("\n", start)
+        for _ in range(200):
+            if pos < 0:
+                break
+            nxt = text.find("\n", pos + 1)
+            line = text[pos + 1:nxt if nxt >= 0 else len(text)]
+            if not _CPP_FRAME.match(line):
+                break
+            out.add(pos + 1)
+            pos = nxt
+    return out
 
 
 def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any], context: dict[str, Any],
