@@ -1192,6 +1192,14 @@ def test_other_tools_error_lines_and_notebook_frames_are_no_all_clear(case):
     assert result.exit_code == 2 and result.findings[0].status == "fail"
 
 
+def test_vllm_c_missing_on_a_tpu_found_by_its_platform_module_is_expected():
+    """tpu-inference logs its platform from tpu_platform.py, with no "Automatically detected platform" line: the
+    WARNING "Failed to import from vllm._C" there is the TPU build as it should be, never the failure (round 44)."""
+    result = triage_text(read_log(str(THREADS / "r44a-tpu-qwen3vl-8b-limit-mm-per-prompt-escaped-json-startup-cut.log")))
+    mine = next(f for f in result.findings if f.id == "vllm-c-missing")
+    assert result.root is None and mine.status == "info" and "tpu" in mine.title
+
+
 @pytest.mark.parametrize("case, wrong, right", [
     # a shell prompt's command line names the model file: no evidence of what failed
     ("r38a-llama-box-smolvlm-invalid-argument-chat-template", "gguf-not-loadable", "unknown-error"),

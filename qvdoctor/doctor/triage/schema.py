@@ -170,6 +170,8 @@ _CONTEXT = (
     # the platform vLLM runs on ("Automatically detected platform cuda.", a plugin's "Platform plugin ascend is activated")
     ("Automatically detected platform ", re.compile(r"Automatically detected platform (?P<platform>\w{1,20})")),
     ("Platform plugin ", re.compile(r"Platform plugin (?P<platform>\w{1,30}) is activated")),
+    # vLLM's (and tpu-inference's) TPU platform logging from its own module: "[tpu_platform.py:81] Automatically using ..."
+    ("tpu_platform.py:", re.compile(r"(?P<platform>tpu)_platform\.py:\d{1,6}\]")),
     # the start-up banner of vLLM >= 0.11: "▄▄ ▄█ █     █     █ ▀▄▀ █  version 0.32.0"
     ("\u2580\u2584\u2580 \u2588", re.compile(r"\u2580\u2584\u2580 \u2588\s{1,4}version (?P<vllm_version>\d{1,3}\.\d{1,3}[\w.+-]{0,30})")),
 )
