@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 45  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 46  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -608,6 +608,18 @@ LABEL_DIFFERS = {
     # PyTorch's "Failed to check the "should dump" flag on TCPStore ... Broken pipe" alone (tcpstore-host-exited,
     # multiproc: the store's process exited first); the collector counted the NCCL process group's warning as shm-nccl
     "r44b-xinference-tcpstore-should-dump-broken-pipe": "multiproc",
+    # round 45: errors with no cause in their threads, mostly evaluation harnesses' own (vLLM's "Engine core proc died
+    # unexpectedly" wrapper alone, lmms-eval's device list, np.stack of no frames in LongVideoBench, OCRBench v2's
+    # KeyError, OpenCompass's missing dataset path, CUTLASS's "Error Internal" twice in kernel tests, a Marlin scale
+    # reshape in SGLang on a 3090 Ti): unknown-error, not a guess
+    "r45a-deepseek-ocr-enginecore-died": "none",
+    "r45a-lmms-eval-llava-devices-cuda0-cuda4": "none",
+    "r45a-longvideobench-video-llava-pyav-empty-frames": "none",
+    "r45a-ocrbench-v2-keyerror-eval": "none",
+    "r45a-opencompass-math-path-filenotfound": "none",
+    "r45b-cutlass-2-4-sparse-fp8-scaled-sparse-mm-error-internal": "none",
+    "r45b-cutlass-scaled-mm-bias-epilogue-h100-error-internal": "none",
+    "r45b-sglang-dynamic-fp8-3090ti-marlin-permute-scales-shape": "none",
 }
 
 
@@ -627,9 +639,9 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 1143 of the 2177 scored are cut before their message (rounds 10-44 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
-    # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32, 28)
-    assert s["family_rate"] >= 0.47 and s["fix_rate"] >= 0.75, s["misses"]  # 1043/2177 and 131/171 at round 45
+    # 1188 of the 2244 scored are cut before their message (rounds 10-45 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32, 28, 45)
+    assert s["family_rate"] >= 0.47 and s["fix_rate"] >= 0.75, s["misses"]  # 1062/2244 and 133/173 at round 46
 
 
 # --------------------------------------------------------------------------- the fallback ladder
