@@ -245,13 +245,15 @@ LABEL_DIFFERS = {
     # custom all-reduce warnings of 8 PCIe GPUs only (normal there); the thread's failure, gibberish output, is not in it
     "r21b-deepseek-r1-gguf-8gpu-custom-allreduce-pcie-warning": "none",
     # round 22: errors of other engines or projects, shown whole (llama.cpp's unknown architecture, lmms-eval's image
-    # wrapper fed a video, a bitsandbytes int4 `multinomial` NaN the thread fixed by reinstalling requirements), a V1
-    # IndexError in the video positions with no confirmed cause, and Ray's SystemExit 15: unknown-error with the line
+    # wrapper fed a video), a V1 IndexError in the video positions with no confirmed cause, and Ray's SystemExit 15:
+    # unknown-error with the line
     "r22a-lmstudio-qwen3vl-30b-unknown-arch-qwen3vlmoe": "none",
     "r22a-lmms-eval-llava-onevision-anyres-str-size": "none",
-    "r22a-minicpmv26-bnb-quantize-multinomial-inf-nan": "none",
     "r22a-qwen25vl72b-v1-video-second-per-grid-indexerror": "none",
     "r22b-ascend-v1-ray-w8a8-sigterm-systemexit-15": "none",
+    # a bitsandbytes int4 MiniCPM-V's torch.multinomial inf/NaN probabilities (sampling-probs-nan, other: the model's
+    # logits overflowed); the thread fixed it by reinstalling its requirements, which the collector counted as version
+    "r22a-minicpmv26-bnb-quantize-multinomial-inf-nan": "other",
     # "There is no module or parameter named 'resampler.kv_proj.weight'" is checkpoint-weight-unknown (version); the
     # thread's int4 context makes it quant-alignment
     "r22a-minicpmo26-int4-v081-resampler-kv-proj": "version",
@@ -264,10 +266,9 @@ LABEL_DIFFERS = {
     # "FlashInfer is not available. Falling back to the PyTorch-native ... sampling" in a run that goes on: round 17
     # labelled the same warning none, this collector attention-backend
     "r22b-sif-container-flashinfer-not-available-warning": "none",
-    # round 23: a newest-first container log whose message is above the copy (xinference), a `multinomial` NaN under
-    # ipex-llm with no confirmed cause, and "'list' object has no attribute 'to'" from OpenBMB's vLLM fork
+    # round 23: a newest-first container log whose message is above the copy (xinference), and "'list' object has no
+    # attribute 'to'" from OpenBMB's vLLM fork
     "r23a-xinference-qwen3vl-tokenizer-no-attribute": "none",
-    "r23a-ipex-llm-qwen2vl-video-many-frames-multinomial-nan": "none",
     "r23a-minicpm-llama3-v25-list-no-attribute-to": "none",
     # vLLM's "failed to compile the model ... remove ~/.cache/vllm/torch_compile_cache" (torch-compile-cache-corrupt,
     # other); the thread ties it to TORCHINDUCTOR_FORCE_DISABLE_CACHES with torch <= 2.7.1 and counts it as version
