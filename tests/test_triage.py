@@ -651,6 +651,16 @@ def test_a_refused_local_connection_is_the_server_not_the_hub():
     assert triage_file(EXAMPLES / "hf-hub-unreachable.log").root.id == "hf-hub-unreachable"
 
 
+@pytest.mark.parametrize("stem, general", [("cli-json-unquoted", "cli-option-unknown"),
+                                            ("engine-arg-hyphenated", "engine-arg-unknown"),
+                                            ("trust-remote-code-required-tokenizer", "tokenizer-load-failed")])
+def test_a_line_the_root_explains_is_not_told_again_with_another_fix(stem, general):
+    """The general entry reading the root's own line (argparse's "unrecognized arguments" as options of another
+    release, where the root knows them for a JSON value the shell split) would prescribe something else: left out."""
+    result = triage_file(str(EXAMPLES / f"{stem}.log"))
+    assert result.root.id == example_id(EXAMPLES / f"{stem}.log") and general not in [f.id for f in result.findings]
+
+
 def test_no_platform_at_all_is_told_apart_from_no_nvidia_gpu():
     """"Failed to infer device type" (vLLM found no platform: a TPU whose torch_xla does not load, round 43) names the
     other platforms' packages; "No CUDA GPUs are available" keeps the NVIDIA advice only."""

@@ -233,7 +233,7 @@ def _triage(text: str, names: dict | None, sigs: tuple[Signature, ...]) -> Triag
         findings.append(_finding(root, "fail", "root"))
         if inferred:
             findings[0].cause += f" (Inferred: {inferred}.)"
-    rest = [m for m in matched if m is not root]
+    rest = [m for m in matched if m is not root and not _read_again(text, root, m)]
     order = {"cause": 0, "warning": 1, "wrapper": 2}
     for m in sorted((m for m in rest if m.role != "benign"), key=lambda m: (order[m.role], m.first)):
         findings.append(_finding(m, ROLE_STATUS[m.role], "contributing"))
@@ -429,6 +429,16 @@ def _routine_nccl(text: str, hit: Hit, in_tb: list[Hit], region: str) -> bool:
         return False
     return not any(h is not hit and h.pattern.entry_id == hit.pattern.entry_id and "nccl" in h.pattern.needle.lower()
                    and not _routine(_line_of(text, h.start)) for h in in_tb)
+
+
+def _read_again(text: str, root: _Matched | None, m: _Matched) -> bool:
+    """``m`` only reads lines the root reads too, and the root explains it: the same message told again with the
+    general entry's fix ("unrecognized arguments" as options of another release, where the root knows them for the
+    pieces of a JSON value the shell split), which would contradict the root's; it is left out."""
+    if root is None or m.sig.entry.id not in root.sig.explains:
+        return False
+    mine = {_line_bounds(text, h.start)[0] for h in root.hits}
+    return all(_line_bounds(text, h.start)[0] in mine for h in m.hits)
 
 
 def _with_backtrace(text: str, starts: set[int]) -> set[int]:
