@@ -416,15 +416,24 @@ def _routine(line: str) -> bool:
     return " NCCL INFO " in line or _strip_prefix(line[:2000])[1] in ("INFO", "DEBUG")
 
 
-def _routine_nccl(text: str, hit: Hit, in_tb: list[Hit], region: str) -> bool:
-    """vLLM's routine NCCL INFO lines ("vLLM is using nccl==2.20.5", ``NCCL INFO ... Init COMPLETE``)
-    above an unrelated cut traceback are no NCCL failure: such a topic hit counts only when an NCCL
-    word also stands on an error/WARN line or a frame of the failing traceback, or the failing step is
-    the distributed initialisation that runs NCCL (``init_device``...)."""
-    if hit.pattern.engine != "topic" or "nccl" not in hit.pattern.needle.lower():
+# an INFO line that reports what the run chose or was given ("Using FlashAttention-2 backend.", the engine's config
+# dump with every option): that choice worked, it is not what failed ("Starting profile run" says where it was)
+_SETUP_REPORT = re.compile(r"Using |[^\n]{0,200}(?:with config: |non-default args: )")
+
+
+def _routine_topic(text: str, hit: Hit, in_tb: list[Hit], region: str) -> bool:
+    """A topic word on an INFO/DEBUG line that reports the run's set-up is no evidence of a failure. vLLM's routine
+    NCCL INFO lines ("vLLM is using nccl==2.20.5", ``NCCL INFO ... Init COMPLETE``) above an unrelated cut
+    traceback are no NCCL failure either: such a hit counts only when an NCCL word also stands on an error/WARN
+    line or a frame of the failing traceback, or the failing step is the distributed initialisation that runs NCCL
+    (``init_device``...)."""
+    if hit.pattern.engine != "topic":
         return False
-    if not _routine(_line_of(text, hit.start)):
+    line = _line_of(text, hit.start)
+    if not _routine(line):
         return False
+    if "nccl" not in hit.pattern.needle.lower():
+        return bool(_SETUP_REPORT.match(_strip_prefix(line[:2000])[0]))
     if any(_NCCL_INIT_STEP.search(line) and not _routine(line) for line in region.splitlines()):
         return False
     return not any(h is not hit and h.pattern.entry_id == hit.pattern.entry_id and "nccl" in h.pattern.needle.lower()
@@ -481,7 +490,7 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     in_tb = [h for h in hints if h.start <= (end if cut else msg_end)
              and not (h.pattern.needle == "in <module>" and not _import_chain(text, h, end, cut))]
     in_tb = [h for h in in_tb if h.start not in explained and not _path_word(text, h, error[0], msg_end)
-             and not _routine_nccl(text, h, in_tb, region) and not _SHELL_COMMAND.match(_line_of(text, h.start))]
+             and not _routine_topic(text, h, in_tb, region) and not _SHELL_COMMAND.match(_line_of(text, h.start))]
     on_error = [h for h in on_error if not _path_word(text, h, error[0], msg_end)]
     if cut and _TB_FRAME.search(error[1][:2000]):  # the "error" is the last frame of a cut copy: its words are a frame's
         on_error = []

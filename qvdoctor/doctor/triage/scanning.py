@@ -388,7 +388,8 @@ _STATUS_MARKERS = tuple(f"{code} " for code in (400, 401, 403, 404, 405, 408, 41
 _STATUS_LINE = re.compile(r"(?:[>▎][ \t]?){0,3}[ \t]{0,4}[45]\d\d \"?[A-Z][\w'-]{1,40}[ ,:][^\n]{8,}")  # also 404 "Model ..."
 _PREFIX = re.compile(
     r"(?:[>▎`][ \t]?){0,3}"  # a thread's quote marks, or the backtick of a line quoted as `code`
-    r"(?:\d{13},\"?)?"  # a CloudWatch export's epoch milliseconds: 1756144012376,"(EngineCore_0 pid=75) ERROR ...
+    # a CloudWatch export's epoch milliseconds: 1756144012376,"(EngineCore_0 pid=75) ERROR ..., or a CSV export's quote
+    r"(?:\d{13},)?\"?"
     # docker build's (BuildKit) step and elapsed seconds: "#12 291.9 ERROR: ...", or copied as "291.9   ERROR: ..."
     r"(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4}(?=\S))?"
     # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
@@ -423,6 +424,8 @@ _LOW_LEVEL = re.compile(r"NCCL WARN [^\n]{0,300}?(?:fail|Fail|error|Error|refuse
                         r"|^\(autoscaler[^)\n]{0,40}\) Error: |^[\w.]{1,120}\.[A-Z]\w{2,60}(?:IsEnabled|NotFound|Failed): "
                         r"|nccl(?:Remote|System|Internal|UnhandledCuda|InvalidUsage)Error|[\"'“”‘’]object[\"'“”‘’]: ?[\"'“”‘’]error[\"'“”‘’]|Error code: [45]\d\d|^(?:(?:#\d{1,4} )?\d{1,5}\.\d\s{1,4})?ERROR: (?!pip's dependency resolver)"
                         r"|Watchdog caught collective operation timeout"
+                        # the shell's report of a child a signal ended: "/bin/bash: line 1:   263 Segmentation fault  (core dumped) cmd"
+                        r"|: line \d{1,7}:\s{1,8}\d{1,10} (?:Segmentation fault|Killed|Aborted|Bus error|Illegal instruction|Floating point exception)\b"
                         # an exception quoted in backticks inside a sentence: "... it fails with `KeyError: 'x'`"
                         r"|`{1,3}(?:\[rank\d{1,5}\]:\s?)?[\w.]{1,120}(?:Error|Exception)(?:\[[\w.]{1,40}\])?: \S"
                         # the OpenAI-compatible server's error body: {'error': {'message': ..., 'code': 500}}, or compact JSON
