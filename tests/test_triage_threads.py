@@ -195,7 +195,10 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      # and a hung server's DEBUG "Waiting for output from MQLLMEngine." lines up to the user's ^C and
                      # SIGTERM (the hang its title names prints no error at all)
                      "r46a-runpod-worker-trust-remote-code-not-applied-cut",
-                     "r46b-tokenizer-pool-size-mqllmengine-waiting-sigterm"}
+                     "r46b-tokenizer-pool-size-mqllmengine-waiting-sigterm",
+                     # round 47: transformers' "There were missing keys in the checkpoint model loaded" warning (no
+                     # level prefix) cut inside its list of visual weights, before the failure of its title
+                     "r47a-qwen25vl-resume-checkpoint-missing-visual-keys-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -635,6 +638,26 @@ LABEL_DIFFERS = {
     "r46b-sglang-high-concurrency-streaming-disconnected-abort-cancellederror": "none",
     "r46b-llama31-8b-tp8-prefix-caching-prompt-logprobs-jupyter-assertionerror": "none",
     "r46b-ollama-deepseek-r1-7b-mid-answer-unspecified-launch-failure": "none",
+    # round 47: errors with no cause a log can show (a LLaMA-Factory export's segfault, IPython headers whose ValueError
+    # message is not in the copy, a TypeError in a source build's model registry, vLLM's "Engine process failed to start"
+    # wrapper alone, EAGLE's missing 'positions' attribute, a draft model's hidden size in the Ascend proposer, a worker
+    # that died under MTP, a vllm-omni "Executor failed."): unknown-error or a cut traceback, not a guess
+    "r47a-llamafactory-export-deepseekr1-template-segfault": "none",
+    "r47a-unsloth-import-fastmodel-valueerror-ipython": "none",
+    "r47a-gemma2-sequence-classification-llm-classify-ipython": "none",
+    "r47a-source-build-registry-dataclass-typeerror-llama": "none",
+    "r47b-qwen-coder-spec-decode-tp2-engine-failed": "none",
+    "r47b-eagle3-qwen3-vl-proposer-no-positions": "none",
+    "r47b-ascend-draft-model-hidden-size-expand": "none",
+    "r47b-mtp-qwen36-27b-worker-died-long-seq": "none",
+    "r47b-omni-sleep-wake-executor-failed": "none",
+    # vLLM's "There is no module or parameter named 'language_model' in Gemma3ForCausalLM" (checkpoint-weight-unknown,
+    # version: a layout the release does not map; its fix says to re-save a fine-tune in the base model's layout); the
+    # collector counted the merged checkpoint's names as other
+    "r47a-unsloth-merged-gemma3-no-language-model-in-causallm": "version",
+    # "does not appear to have a file named preprocessor_config.json" in LM Studio (preprocessor-config-missing, other);
+    # the collector counted the runtime update a commenter suggested as version
+    "r47a-lmstudio-qwen25vl-mlx-no-preprocessor-config": "other",
 }
 
 

@@ -525,7 +525,7 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
         hit.line = _number_lines(text, [hit.start])[hit.start]
         hit.text = text[hit.start:min(hit.end, hit.start + EVIDENCE_CHARS * 4)]
         needle = hit.pattern.needle
-        name = needle[3:] if hit.pattern.engine == "frame" else needle[:-1] if hit.pattern.engine in ("exception", "call") else needle
+        name = needle[3:] if hit.pattern.engine == "frame" else needle[:-1] if hit.pattern.engine == "call" else needle
         if hit.pattern.engine == "call":
             why = f"the traceback's innermost source line calls `{name}`, which fails this way; the copy stops before its message"
         elif hit.pattern.engine == "frame":

@@ -125,9 +125,10 @@ def signature_of(entry: CheckEntry) -> Signature | None:
             r'(?m)^(?:[^\n]{0,300}?\S)?[ \t]{4,40}(?:return |await |[\w.,\[\] ]{1,80} = )?(?:[\w.]{1,120}\.)?'
             + re.escape(name) + r'\(', where), HINT, "call"))
     n = len(patterns)
-    for k, name in enumerate(exceptions):  # 'torch.OutOfMemoryError: CUDA out of' (message cut)
-        patterns.append(Pattern(entry.id, n + k, f"{name}:", _compile(
-            r'(?m)(?:^|[\s:\]|>)])' + re.escape(name) + ':', where), HINT, "exception"))
+    for k, name in enumerate(exceptions):  # 'torch.OutOfMemoryError: CUDA out of' (message cut), or IPython's header
+        patterns.append(Pattern(entry.id, n + k, name, _compile(  # 'ModuleNotFoundError      Traceback (most recent call last)'
+            r'(?m)(?:^|[\s:\]|>)])' + re.escape(name) + r'(?::|[ \t]{2,120}Traceback \(most recent call last\))', where),
+            HINT, "exception"))
     n = len(patterns)
     for k, path in enumerate(modules):  # 'File ".../vllm/multimodal/video.py", line 193, in load_bytes' (also cut mid-line)
         patterns.append(Pattern(entry.id, n + k, path, _compile(r'File "[^"\n]{0,400}?' + re.escape(path), where), HINT, "module"))
