@@ -679,7 +679,7 @@ def test_dev_cases_stay_explained():
     assert whole_misses == LABEL_DIFFERS, s["misses"]
     # 1254 of the 2359 scored are cut before their message (rounds 10-47 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
     # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32, 28, 45, 32, 34)
-    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1110/2359 and 135/176 at round 48
+    assert s["family_rate"] >= 0.47 and s["fix_rate"] >= 0.75, s["misses"]  # 1110/2359 and 135/176 at round 48
 
 
 # --------------------------------------------------------------------------- the fallback ladder
