@@ -130,9 +130,8 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      # thread's prose around the attention selector's reasons, cut inside the dict
                      "r28a-ascend-qwen25vl-72b-video-dump-input-500-cut", "r28a-sdxl-09-rtx3090-oom-sampling-cut",
                      "r28b-gpt-oss-sm120-flashinfer-sink-cut",
-                     # round 29: a WSL start-up cut inside an INFO line, and a training progress bar followed by a
-                     # traceback header cut inside its own first word ("[rank2]: Traceback (mo")
-                     "r29a-internvl3-38b-awq-wsl-startup-warnings-cut", "r29a-ms-swift-gkd-qwen25vl-train-traceback-head-cut",
+                     # round 29: a WSL start-up cut inside an INFO line
+                     "r29a-internvl3-38b-awq-wsl-startup-warnings-cut",
                      # round 30: SGLang's import WARNINGs, vLLM's request log line cut inside the request, and a script's
                      # transformers notice cut before the CUDA error its title names
                      "r30a-mineru-vlm-sglang-engine-warnings-cut", "r30a-ui-tars-desktop-tool-response-500-vllm-request-log-cut",
@@ -1018,6 +1017,15 @@ def test_error_lines_in_a_csv_export_and_the_shells_job_status_are_errors(cid):
     fault (core dumped) cmd" were all-clears; they are failures whose cause the copy does not show."""
     result = triage_text(read_log(str(THREADS / f"{cid}.log")))
     assert result.exit_code == 2 and result.findings[0].status == "fail"
+
+
+@pytest.mark.parametrize("cid", ["r29a-ms-swift-gkd-qwen25vl-train-traceback-head-cut",
+                                 "r48b-ramalama-vllm-cpu-no-gpu-termination-log-cut"])
+def test_a_copy_that_stops_inside_a_traceback_header_is_a_cut_traceback(cid):
+    """"[rank2]: Traceback (mo" after a progress bar (round 29) and "Traceback (most" (round 48) end copies that were
+    all-clears: the log holds a traceback, so it gets the cut-traceback finding and exit 2."""
+    result = triage_text(read_log(str(THREADS / f"{cid}.log")))
+    assert result.exit_code == 2 and result.findings[0].id == "traceback-cut"
 
 
 def test_access_log_400_is_the_root_only_without_the_requests_own_error():

@@ -540,7 +540,7 @@ def last_error(text: str, skip: set[int]) -> tuple[int, str] | None:
     if best is not None and not _handled_below(text, best[0]):
         return best
     return (_last_of(text, skip, _HTTP_MARKERS, _http_error) or _last_of(text, skip, _STATUS_MARKERS, _status_line)
-            or _cut_in_time(text, skip))
+            or _cut_in_time(text, skip) or _cut_header(text, skip))
 
 
 def _handled_below(text: str, pos: int) -> bool:
@@ -558,6 +558,16 @@ def _last_line(text: str) -> tuple[int, str]:
     tail = text.rstrip()
     start = tail.rfind("\n") + 1
     return start, tail[start:]
+
+
+# a traceback header the copy stops inside: "Traceback (most", "...?it/s][rank2]: Traceback (mo"
+_CUT_HEADER = re.compile(r"Traceback \((?:m[a-z ]{0,25})?\s?$")
+
+
+def _cut_header(text: str, skip: set[int]) -> tuple[int, str] | None:
+    """The log's last line when the copy stops inside a traceback's header."""
+    start, line = _last_line(text)
+    return (start, line) if start not in skip and _CUT_HEADER.search(line[-60:]) else None
 
 
 def _cut_in_time(text: str, skip: set[int]) -> tuple[int, str] | None:
@@ -658,9 +668,13 @@ _EXCEPTION_NAME = re.compile(r"[\w.]{0,120}\w(?:Error|Exception)(?:\(|:|$)")  # 
 
 def cut_in_traceback(text: str) -> tuple[int, str] | None:
     """Offset and text of the last traceback frame when the log ends inside the traceback, after its
-    frames and before the exception line that names the error (a copy cut short), else None. Not
+    frames and before the exception line that names the error (a copy cut short; or the header line
+    when the copy stops inside it), else None. Not
     when the exception was named above the frames (vLLM 0.8 logs it before the traceback; a log
     viewer that lists the newest line first)."""
+    header = _cut_header(text, set())  # the copy stops inside the header itself: no frame at all
+    if header is not None:
+        return header
     offset = max(0, len(text) - CUT_TAIL)
     tail = text[offset:]
     frame = _last_frame(tail)
