@@ -197,7 +197,15 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      "r46b-tokenizer-pool-size-mqllmengine-waiting-sigterm",
                      # round 47: transformers' "There were missing keys in the checkpoint model loaded" warning (no
                      # level prefix) cut inside its list of visual weights, before the failure of its title
-                     "r47a-qwen25vl-resume-checkpoint-missing-visual-keys-cut"}
+                     "r47a-qwen25vl-resume-checkpoint-missing-visual-keys-cut",
+                     # round 48: an app's own emoji-prefixed "LLM API Error: LLM server timeout" line (no error form
+                     # the scanner knows), vLLM 0.8's request log and a slow-processor notice, two docker builds' CMake
+                     # warnings and a Modal build's compile steps cut before their errors, and kubectl events (a
+                     # FailedPreStopHook Warning) cut before the failure of their titles
+                     "r48a-promptbuilder-ollama-server-timeout-fallback",
+                     "r48a-qwen25vl-v080-request-log-slow-processor-cut",
+                     "r48b-dockerfile-build-flash-attn-torch-expected-cut", "r48b-dockerfile-build-kineto-notfound-cut",
+                     "r48b-modal-flash-attn-fa3-build-terminated-cut", "r48b-llmaz-playground-init-prestophook-failed-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -657,6 +665,16 @@ LABEL_DIFFERS = {
     # "does not appear to have a file named preprocessor_config.json" in LM Studio (preprocessor-config-missing, other);
     # the collector counted the runtime update a commenter suggested as version
     "r47a-lmstudio-qwen25vl-mlx-no-preprocessor-config": "other",
+    # round 48: warnings logged around a wrong answer that no entry reads as its cause (mllama's BOS fallback, a LLaVA-NeXT
+    # processor deprecation in mlx-vlm, lmdeploy's GEMM-config notice, a reward function's printed parse error), an app's
+    # "LLM server timeout" line in no error form, and vLLM's "Engine core initialization failed" wrapper alone (the
+    # vGPU library's NCCL error is not in the copy): no finding or unknown-error, not a guess
+    "r48a-mllama-offline-example-no-stop-bos-fallback": "none",
+    "r48a-promptbuilder-ollama-server-timeout-fallback": "none",
+    "r48a-mlx-llava-next-expanding-inputs-processor-warning": "none",
+    "r48a-lmdeploy-qwen-vl-chat-empty-text-gemm-config-warning": "none",
+    "r48a-r1vlm-reward-func-int-parse-error-printed": "none",
+    "r48b-volcano-vgpu-tp2-engine-core-init-failed": "none",
 }
 
 
