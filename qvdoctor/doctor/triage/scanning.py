@@ -395,9 +395,9 @@ _PREFIX = re.compile(
     # a timestamp in front (docker logs --timestamps, journald, Python logging): 2026-04-28T14:17:50.089230833+08:00
     r"(?P<ts>\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?(?:Z|[+-]\d\d:?\d\d)?\]?\s{1,3})?"
     # a process tag, also in the colour vLLM gives it on a terminal, its escape lost or spelt out ("[1;36m(APIServer
-    # pid=670293)[0;0m", CloudWatch's "#033[1;36m")
-    r"(?:\s{0,8}(?:(?:\x1b|#033)?\[[\d;]{1,12}m)?(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)"
-    r"(?:(?:\x1b|#033)?\[[\d;]{1,12}m)?|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
+    # pid=670293)[0;0m", CloudWatch's "#033[1;36m", a copy that turned the escape into U+FFFD)
+    r"(?:\s{0,8}(?:(?:\x1b|#033|\ufffd)?\[[\d;]{1,12}m)?(?:\([\w.-]{1,60}(?: rank=\d{1,5})? pid=\d{1,10}(?:, ip=[\d.:]{1,40})?\)"
+    r"(?:(?:\x1b|#033|\ufffd)?\[[\d;]{1,12}m)?|\[rank\d{1,5}\]:|[\w.-]{1,60}\s{1,4}\|)\s?){0,3}"
     r"(?:(?P<level>INFO|WARNING|ERROR|DEBUG|CRITICAL)\s{1,3}\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d{1,6})?\s{1,3}"
     r"(?:\[[\w./]{1,80}:\d{1,6}\]|[\w./]{1,80}:\d{1,6}\])\s?"  # newer releases: "[renderers/hf.py:128]"
     # the same prefix with its level and time cut off by the copy: "[core.py:393] RuntimeError: ..."
