@@ -626,6 +626,19 @@ def test_vllm_parser_accepts_every_root_patch(require_vllm):  # noqa: F811
     assert [a for a in bad if not (argvs[a] and version_lt(argvs[a], "0.32.0"))] == []
 
 
+def test_no_failure_needle_is_on_a_healthy_servers_routine_lines():
+    """Needles decide which lines the grep prefilter keeps for the regexes: one that stands on every request line of a
+    healthy server ("max_tokens" in vLLM's "Received request ... SamplingParams(...)") doubled bench/triage_speed's time
+    for 100 MB. Only entries that read routine lines on purpose (a benign note of the selected backend) may match them."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from triage_speed import NOISE
+
+    lines = [line.format(d="10-08 20:33:48", h="3f2a", p=40608, f=1.5, s=1) for line in NOISE]
+    found = {s.entry.id: p.needle for s in SIGS.values() for p in s.patterns
+             if p.role != "hint" and s.role != "benign" and any(p.needle in line for line in lines)}
+    assert found == {}
+
+
 def test_an_unsupported_architecture_gets_advice_for_that_architecture():
     """"Model architectures [...] are not supported" prescribes vllm>=0.7.3 only for Qwen2.5-VL; another
     architecture (and vLLM's Transformers-backend fallback that found no class) is told to find the release
