@@ -397,14 +397,13 @@ def _path_word(text: str, hit: Hit, err_lo: int, msg_end: int) -> bool:
     ``torch/distributed/distributed_c10d.py``) names where code runs, not what failed (``modules``
     say that); a path-like topic word (``/dev/shm``) that is only the directory of a longer file path
     (a model stored under /dev/shm/...) is no evidence of that subsystem either, unless the error's own
-    lines are about it (shared memory, a bus error)."""
+    lines are about it (shared memory, a bus error); nor is a word only in the logger's own file name."""
     needle = hit.pattern.needle
     if hit.pattern.engine != "topic":
         return False
     line = text[hit.start:hit.end]
-    # only in the logger's own file ("[custom_all_reduce_utils.py:244] reading GPU P2P access cache"); NCCL's words on
-    # routine lines have their own rule (_routine_topic)
-    if "nccl" not in needle.lower() and needle not in _strip_prefix(line[:2000])[0]:
+    # "[custom_all_reduce_utils.py:244] reading GPU P2P access cache"; NCCL's words have their own rule (_routine_topic)
+    if not _nccl_word(hit) and needle not in _strip_prefix(line)[0]:
         return True
     if not needle.startswith("/"):
         return _only_in_frame_paths(line, needle)
@@ -425,6 +424,10 @@ def _routine(line: str) -> bool:
 _SETUP_REPORT = re.compile(r"Using |[^\n]{0,200}(?:with config: |non-default args: )")
 
 
+def _nccl_word(hit: Hit) -> bool:
+    return "nccl" in hit.pattern.needle.lower()
+
+
 def _routine_topic(text: str, hit: Hit, in_tb: list[Hit], region: str) -> bool:
     """A topic word on an INFO/DEBUG line that reports the run's set-up is no evidence of a failure. vLLM's routine
     NCCL INFO lines ("vLLM is using nccl==2.20.5", ``NCCL INFO ... Init COMPLETE``) above an unrelated cut
@@ -433,14 +436,14 @@ def _routine_topic(text: str, hit: Hit, in_tb: list[Hit], region: str) -> bool:
     (``init_device``...)."""
     if hit.pattern.engine != "topic":
         return False
-    line = _line_of(text, hit.start)
-    if not _routine(line):
+    own = _line_of(text, hit.start)
+    if not _routine(own):
         return False
-    if "nccl" not in hit.pattern.needle.lower():
-        return bool(_SETUP_REPORT.match(_strip_prefix(line[:2000])[0]))
+    if not _nccl_word(hit):
+        return bool(_SETUP_REPORT.match(_strip_prefix(own[:2000])[0]))
     if any(_NCCL_INIT_STEP.search(line) and not _routine(line) for line in region.splitlines()):
         return False
-    return not any(h is not hit and h.pattern.entry_id == hit.pattern.entry_id and "nccl" in h.pattern.needle.lower()
+    return not any(h is not hit and h.pattern.entry_id == hit.pattern.entry_id and _nccl_word(h)
                    and not _routine(_line_of(text, h.start)) for h in in_tb)
 
 
