@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 50  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 51  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -209,7 +209,10 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      # round 49: Ray's "[repeated 7x across cluster]" barrier UserWarnings of a verl start-up and vLLM's
                      # NixlConnector INFO lines, each cut before the failure of their titles
                      "r49a-verl-asyncllm-multiturn-pr-barrier-device-warning-cut",
-                     "r49b-nixl-connector-stuck-info-level-cut"}
+                     "r49b-nixl-connector-stuck-info-level-cut",
+                     # round 50: the numbered source lines of an IPython frame (the openai client's create call), cut
+                     # at "File ~/minicon" before any frame header or exception
+                     "r50b-agentscope-llama2-vllm-openai-chat-frames-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -694,6 +697,26 @@ LABEL_DIFFERS = {
     # vLLM's load_weights KeyError for a PEFT name ('...qkv_proj.base_layer.weight': checkpoint-weight-unknown, version:
     # names this release does not map; its fix says to merge adapters first); the collector counted the sync as other
     "r49a-verl-tool-fsdp-lora-vllm-sync-base-layer-keyerror": "version",
+    # round 50: errors with no cause a log can show (ms-swift's strict-dataclass TypeError "fps must be a scalar, got
+    # list" with the author's "...", an httpx ConnectError and a LiteLLM "Connection error." each followed by a chained
+    # traceback cut in its frames): unknown-error or a cut traceback, not a guess
+    "r50a-swift-qwen25vl-fps-list-strict-validator": "none",
+    "r50b-malware-kg-httpx-connecterror-errno22": "none",
+    "r50b-litellm-hosted-vllm-no-api-key-connection-error": "none",
+    # "The timestamps length(10) should be equal video length (16)" (video-timestamps-mismatch, video-backend: the
+    # frames sampled on one side and the timestamps computed on the other; its fix names both); the collector counted the
+    # vLLM bug its pull request fixed as other
+    "r50a-qwen3vl-num-frames-timestamps-length": "video-backend",
+    # a stream the server closed midway ("incomplete chunked read", stream-closed-midway, other); the reporter's
+    # reinstall fixed it, so the collector counted it as version
+    "r50b-v027-stream-incomplete-chunked-read-exceptiongroup": "other",
+    # curl -v's "< HTTP/1.1 400 Bad Request" for a max_tokens of 32769 (http-request-rejected, other: the body says what
+    # the endpoint refused); the collector counted the length limit it suspects as kv-cache
+    "r50b-ascend-minimax-max-tokens-32769-curl-400": "other",
+    # transformers' "Incorrect format used for video. Should be an url ... or a local path" for a file:// video
+    # (video-source-not-found, video-backend: load_video reads only http(s) URLs and existing paths); the collector
+    # counted the local-media question as other
+    "r50a-qwen3vl-incorrect-video-format-file-url": "video-backend",
 }
 
 
@@ -713,10 +736,10 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 1342 of the 2486 scored are cut before their message (rounds 10-49 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 1368 of the 2538 scored are cut before their message (rounds 10-50 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
     # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32, 28, 45, 32, 34, 24,
-    # 64)
-    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1148/2486 and 141/184 at round 50
+    # 64, 26)
+    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1172/2538 and 145/191 at round 51
 
 
 # --------------------------------------------------------------------------- the fallback ladder
