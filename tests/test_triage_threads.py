@@ -151,10 +151,10 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      # and vllm-ascend's plugin INFO lines, both cut before the failure of their titles
                      "r34b-h200x8-tp8-vlm-fastapi-app-transformers-cache-futurewarning-cut",
                      "r34b-ascend-docker-vllm-serve-qwen2.5-7b-triton-not-installed-warning-cut",
-                     # round 35: INFO/WARNING lines cut before the failure of their titles (torchvision's video
-                     # deprecation on XPU, an Intern-S1 start-up, OCRFlux waiting for its server, LLaMA-Factory's
-                     # loading lines, vLLM 0.16's symmetric-memory capability warnings)
-                     "r35a-qwen3-omni-xpu-video-input-torchvision-cut", "r35a-intern-s1-not-a-multimodal-model-startup-cut",
+                     # round 35: INFO/WARNING lines cut before the failure of their titles (an Intern-S1 start-up,
+                     # OCRFlux waiting for its server, LLaMA-Factory's loading lines, vLLM 0.16's symmetric-memory
+                     # capability warnings)
+                     "r35a-intern-s1-not-a-multimodal-model-startup-cut",
                      "r35a-ocrflux-wait-for-vllm-server-no-such-file-vllm-cut",
                      "r35a-llamafactory-qwen2vl-full-sft-images-tokens-mismatch-cut",
                      "r35b-vllm-0.16-image-sm80-symmmem-capability-8.0-warnings-cublas-cut",
