@@ -20,7 +20,7 @@ from qvdoctor.errors import QvError
 from qvdoctor.facts.snapshot import load_facts
 from qvdoctor.doctor.findings import FAMILIES
 from qvdoctor.compat import version_lt
-from qvdoctor.doctor.triage import load_signatures, read_log, signatures_markdown, triage_file, triage_text
+from qvdoctor.doctor.triage import load_signatures, read_log, scan, signatures_markdown, triage_file, triage_text
 from qvdoctor.launch import flag_args
 from tests.vllm_support import require_vllm, serve_parser_rejects, tiny_model  # noqa: F401 (fixtures)
 
@@ -59,8 +59,6 @@ def test_every_signature_has_an_example_log():
 def test_every_pattern_fires_on_some_example():
     """A needle or regex that never matches an example is untested text."""
     fired: set[tuple[str, int]] = set()
-    from qvdoctor.doctor.triage import scan
-
     for path in list(EXAMPLES.glob("*.log")) + list(REAL.rglob("*.log")):  # examples and every real vLLM run recorded
         fired |= {(h.pattern.entry_id, h.pattern.index) for h in scan(path.read_text(), SIGS.values())}
     # the fallback ladder's words and source paths of a family (topics, modules) must each occur in a
@@ -92,6 +90,8 @@ def test_example_names_its_own_signature(path: Path):
     entry_id = example_id(path)
     result = triage_file(str(path))
     role = static_role(entry_id)
+    if {h.pattern.role for h in scan(path.read_text(), [SIGS[entry_id]])} == {"warning"}:
+        role = "warning"  # only patterns that set their own role matched (argparse's usage block, a retry)
     ids = [f.id for f in result.findings]
     assert entry_id in ids
     mine = result.findings[ids.index(entry_id)]
