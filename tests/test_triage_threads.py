@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 52  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 53  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -217,7 +217,10 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      # WARNING, and vLLM's "Passing `multi_modal_data` in TokensPrompt is deprecated" WARNINGs, each cut
                      # before the failure of their titles
                      "r51a-gpustack-qwen3-coder-0110-mirrored-deployment-warning-cut",
-                     "r51a-swift-vllm-qwen2vl-truncation-right-tokensprompt-warning-cut"}
+                     "r51a-swift-vllm-qwen2vl-truncation-right-tokensprompt-warning-cut",
+                     # round 52: olmOCR's INFO lines (pdftoppm check, work queue, model download) cut inside its first
+                     # "Attempt 1: Please wait" WARNING, before the server exit of its title
+                     "r52a-olmocr-sglang-cancellation-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -741,10 +744,10 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 1399 of the 2599 scored are cut before their message (rounds 10-51 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 1435 of the 2653 scored are cut before their message (rounds 10-52 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
     # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32, 28, 45, 32, 34, 24,
-    # 64, 26, 31)
-    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1210/2599 and 153/199 at round 52
+    # 64, 26, 31, 36)
+    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1246/2653 and 155/202 at round 53
 
 
 # --------------------------------------------------------------------------- the fallback ladder
