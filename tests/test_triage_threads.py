@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 53  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 54  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -220,7 +220,11 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      "r51a-swift-vllm-qwen2vl-truncation-right-tokensprompt-warning-cut",
                      # round 52: olmOCR's INFO lines (pdftoppm check, work queue, model download) cut inside its first
                      # "Attempt 1: Please wait" WARNING, before the server exit of its title
-                     "r52a-olmocr-sglang-cancellation-cut"}
+                     "r52a-olmocr-sglang-cancellation-cut",
+                     # round 53: two ms-swift export argument dumps (an AWQ export of Qwen2-VL, and of a fine-tuned
+                     # Qwen2.5-VL on an RTX 5090) cut before their errors
+                     "r53a-swift-export-qwen2vl-awq-args-cut",
+                     "r53a-swift-export-qwen25vl-finetuned-awq-5090-args-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -725,6 +729,16 @@ LABEL_DIFFERS = {
     # (video-source-not-found, video-backend: load_video reads only http(s) URLs and existing paths); the collector
     # counted the local-media question as other
     "r50a-qwen3vl-incorrect-video-format-file-url": "video-backend",
+    # round 53: vLLM's "Engine core initialization failed" alone (the OOM and the FP8 kernel error of the titles are above
+    # the copies), "Engine core proc EngineCore_DP0 died unexpectedly" after the outputs of a finished script, and an
+    # anyio "Cancelled by cancel scope" CancelledError in a client's HTTP call: unknown-error, not a guess
+    "r53a-qwen36-awq-oom-engine-core-init-failed": "none",
+    "r53a-qwen3-fp8-fp8e4nv-engine-core-init-failed": "none",
+    "r53b-llama-stack-remote-vllm-provider-cancelled-by-cancel-scope": "none",
+    "r53b-ascend-offline-generate-done-enginecore-died-at-exit": "none",
+    # huggingface_hub's "Entry Not Found" for config.json (hf-repo-file-missing, other: the repository holds GGUF files
+    # only); the collector counted the GGUF support that vLLM release lacked as version
+    "r53a-runpod-worker-gguf-config-entry-not-found-inline": "other",
 }
 
 
@@ -744,10 +758,10 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 1435 of the 2653 scored are cut before their message (rounds 10-52 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 1472 of the 2702 scored are cut before their message (rounds 10-53 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
     # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32, 28, 45, 32, 34, 24,
-    # 64, 26, 31, 36)
-    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1246/2653 and 155/202 at round 53
+    # 64, 26, 31, 36, 37)
+    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1264/2702 and 156/203 at round 54
 
 
 # --------------------------------------------------------------------------- the fallback ladder
