@@ -1093,6 +1093,14 @@ def test_a_setup_report_on_an_info_line_is_no_evidence_of_the_failure():
     assert stage.root is not None and stage.root.id == "cuda-oom"
 
 
+def test_a_package_named_in_pips_install_report_is_no_evidence_of_the_failure():
+    """Round 54: "Successfully installed torch-2.9.0 torchaudio-2.9.0 torchvision-0.24.0 vllm-0.11.2" above a cut
+    import traceback was read as "torchvision is not installed" through the word torchvision; pip's report says what
+    it installed, so the copy is a cut traceback."""
+    result = triage_text(read_log(str(THREADS / "r54b-gb10-pip-vllm-cli-import-cut.log")))
+    assert result.exit_code == 2 and [f.id for f in result.findings if f.status == "fail"] == ["traceback-cut"]
+
+
 @pytest.mark.parametrize("cid", ["r47b-spec-decode-smaller-tp-proposer-ima-csv-cut",
                                  "r47a-llamafactory-export-deepseekr1-template-segfault"])
 def test_error_lines_in_a_csv_export_and_the_shells_job_status_are_errors(cid):

@@ -369,6 +369,10 @@ def _frame_follows(text: str, pos: int, end: int) -> bool:
 # a shell prompt and the command typed after it ("~/llama-box$ ./llama-box -m x.gguf", "(venv) user@host:~/x$ pip ..."):
 # the user's words, no evidence of what failed
 _SHELL_COMMAND = re.compile(r"(?:\([\w.-]{1,60}\) )?(?:[\w.@-]{1,80}:)?[~/][^\n$#]{0,200}[$#] \S|[$#] \S")
+# pip's report of what it fetched or installed ("Successfully installed torch-2.9.0 torchvision-0.24.0 ..."): a package
+# named there is no evidence of what failed later
+_PIP_REPORT = re.compile(r"\s{0,8}(?:Successfully installed|Requirement already satisfied|Collecting|Downloading|Using cached"
+                         r"|Installing collected packages|Attempting uninstall|Found existing installation|Successfully uninstalled) ")
 _STATED = re.compile(r"\w(?:Error|Exception): \S")  # an exception line with its message
 _SHM_MESSAGE = re.compile(r"(?i)shared[ -]memory|\bshm\b(?!/)|bus error|shm[-_]size")
 _NCCL_INIT_STEP = re.compile(r"init_device|init_distributed_environment|ensure_model_parallel_initialized|init_process_group")
@@ -497,7 +501,8 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     in_tb = [h for h in hints if h.start <= (end if cut else msg_end)
              and not (h.pattern.needle == "in <module>" and not _import_chain(text, h, end, cut))]
     in_tb = [h for h in in_tb if h.start not in explained and not _path_word(text, h, error[0], msg_end)
-             and not _routine_topic(text, h, in_tb, region) and not _SHELL_COMMAND.match(_line_of(text, h.start))]
+             and not _routine_topic(text, h, in_tb, region) and not _SHELL_COMMAND.match(_line_of(text, h.start))
+             and not _PIP_REPORT.match(_line_of(text, h.start))]
     on_error = [h for h in on_error if not _path_word(text, h, error[0], msg_end)]
     if cut and _TB_FRAME.search(error[1][:2000]):  # the "error" is the last frame of a cut copy: its words are a frame's
         on_error = []
