@@ -43,7 +43,7 @@ def test_cases_are_real_and_the_split_is_the_recorded_one():
         for i, cid in enumerate(ids):
             expected[cid] = "held-out" if i % 3 == 2 else ""
     assert {c.id: c.round1 for c in CASES if c.round == 1} == expected
-    held_round = 54  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
+    held_round = 55  # the round held out at this stop; each earlier one was held out, evaluated once, then joined dev
     assert {c.round for c in CASES} == set(range(1, held_round + 1))
     assert all(c.split == "dev" for c in CASES if c.round < held_round)
     held = [c for c in CASES if c.split == "held-out"]
@@ -225,7 +225,10 @@ SILENT_CUT_COPIES = {"r10-xgrammar-so-missing-syslog-cut", "r10-xgrammar-so-miss
                      # round 53: two ms-swift export argument dumps (an AWQ export of Qwen2-VL, and of a fine-tuned
                      # Qwen2.5-VL on an RTX 5090) cut before their errors
                      "r53a-swift-export-qwen2vl-awq-args-cut",
-                     "r53a-swift-export-qwen25vl-finetuned-awq-5090-args-cut"}
+                     "r53a-swift-export-qwen25vl-finetuned-awq-5090-args-cut",
+                     # round 54: a TensorRT-LLM loguru frame with its variable annotations, cut before the RuntimeError
+                     # of its title
+                     "r54b-trtllm-a10-2gpu-peer-access-cut"}
 # whole excerpts where the catalogue's answer and the thread's label differ by design, with the reason
 LABEL_DIFFERS = {
     # the profiling warning (98,304 multimodal tokens reserved) explains the CUDA OOM of the profile run
@@ -740,6 +743,25 @@ LABEL_DIFFERS = {
     # huggingface_hub's "Entry Not Found" for config.json (hf-repo-file-missing, other: the repository holds GGUF files
     # only); the collector counted the GGUF support that vLLM release lacked as version
     "r53a-runpod-worker-gguf-config-entry-not-found-inline": "other",
+    # round 54: errors with no cause a log can show (the V0 engine loop's TimeoutError followed by a chained traceback
+    # cut in its frames, mistral.rs's "F8E4M3 not supported in CUDA backend") and a container start cut in vLLM's
+    # banner whose only WARNING is the --model deprecation: a cut traceback, unknown-error or the start-up warning
+    "r54a-xinference-qwen25vl-engine-iteration-timeout": "none",
+    "r54b-mistralrs-3090-f8e4m3-kv-cuda": "none",
+    "r54b-club3090-patched-p2p-custom-ar-start": "none",
+    # "The decoder prompt (length 28999) is longer than the maximum model length of 10240" (decoder-prompt-too-long,
+    # kv-cache; its fix names InternVL's max_dynamic_patch, the thread's fix); the collector counted the image tiles as
+    # mm-limits
+    "r54a-swift-grpo-internvl3-decoder-prompt-too-long-inline": "kv-cache",
+    # ptxas's "Feature '.m16n8k16' / '.bf16' requires .target sm_80 or higher" (ptx-feature-needs-newer-gpu, kernel-arch:
+    # the GPU is older than the kernel's instructions; for bf16 code its fix says float16); the collectors counted the AWQ
+    # kernel as quant-alignment and the bfloat16 code as dtype
+    "r54b-awq-turing-ptxas-m16n8k16-sm80": "kernel-arch",
+    "r54b-lightning-compile-bf16-ptxas-sm80": "kernel-arch",
+    "r54b-unsloth-colab-triton-bf16-sm80": "kernel-arch",
+    # vLLM 0.24's "FP8 KV cache is not supported by the Triton attention backend on ... (compute capability 7.5)"
+    # (fp8-kv-cache-capability, kv-cache: --kv-cache-dtype auto); the collector counted the backend as attention-backend
+    "r54b-fp8kv-triton-sm75-quadro-rtx8000": "kv-cache",
 }
 
 
@@ -759,10 +781,10 @@ def test_dev_cases_stay_explained():
     whole_misses = {v.case.id: v.got_family for v in verdicts
                     if not v.case.cut and v.case.outcome != "unclear" and not v.family_ok}
     assert whole_misses == LABEL_DIFFERS, s["misses"]
-    # 1472 of the 2702 scored are cut before their message (rounds 10-53 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
+    # 1493 of the 2747 scored are cut before their message (rounds 10-54 brought 23, 17, 17, 19, 20, 20, 21, 18, 17, 15,
     # 25, 17, 42, 28, 43, 36, 25, 28, 45, 47, 39, 49, 33, 42, 39, 42, 18, 25, 55, 27, 34, 33, 52, 32, 28, 45, 32, 34, 24,
-    # 64, 26, 31, 36, 37)
-    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1264/2702 and 156/203 at round 54
+    # 64, 26, 31, 36, 37, 21)
+    assert s["family_rate"] >= 0.46 and s["fix_rate"] >= 0.75, s["misses"]  # 1283/2747 and 158/206 at round 55
 
 
 # --------------------------------------------------------------------------- the fallback ladder
