@@ -378,6 +378,11 @@ _SHM_MESSAGE = re.compile(r"(?i)shared[ -]memory|\bshm\b(?!/)|bus error|shm[-_]s
 _NCCL_INIT_STEP = re.compile(r"init_device|init_distributed_environment|ensure_model_parallel_initialized|init_process_group")
 
 
+def _not_evidence(line: str) -> bool:
+    """A command the user typed or pip's install report: the words on it do not say what failed."""
+    return bool(_SHELL_COMMAND.match(line) or _PIP_REPORT.match(line))
+
+
 def _line_of(text: str, pos: int) -> str:
     return text[slice(*_line_bounds(text, pos))]
 
@@ -501,8 +506,7 @@ def _from_traceback(text: str, sigs: tuple[Signature, ...], base: dict[str, Any]
     in_tb = [h for h in hints if h.start <= (end if cut else msg_end)
              and not (h.pattern.needle == "in <module>" and not _import_chain(text, h, end, cut))]
     in_tb = [h for h in in_tb if h.start not in explained and not _path_word(text, h, error[0], msg_end)
-             and not _routine_topic(text, h, in_tb, region) and not _SHELL_COMMAND.match(_line_of(text, h.start))
-             and not _PIP_REPORT.match(_line_of(text, h.start))]
+             and not _routine_topic(text, h, in_tb, region) and not _not_evidence(_line_of(text, h.start))]
     on_error = [h for h in on_error if not _path_word(text, h, error[0], msg_end)]
     if cut and _TB_FRAME.search(error[1][:2000]):  # the "error" is the last frame of a cut copy: its words are a frame's
         on_error = []
